@@ -1,0 +1,31 @@
+"""keras-gated: gated recurrent building blocks for Keras 3.
+
+    import keras_gated as kg
+    layer = kg.PeepholeLSTM(256, return_sequences=True)
+"""
+
+from keras_gated import activations
+from keras_gated.layers import CoupledLSTM
+from keras_gated.layers import CoupledLSTMCell
+from keras_gated.layers import GatedCell
+from keras_gated.layers import GatedRNN
+from keras_gated.layers import Highway
+from keras_gated.layers import PeepholeLSTM
+from keras_gated.layers import PeepholeLSTMCell
+from keras_gated.layers import UntiedLSTM
+from keras_gated.layers import UntiedLSTMCell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoupledLSTM",
+    "CoupledLSTMCell",
+    "GatedCell",
+    "GatedRNN",
+    "Highway",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
+    "UntiedLSTM",
+    "UntiedLSTMCell",
+    "activations",
+]

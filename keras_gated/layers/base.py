@@ -1,0 +1,558 @@
+"""What every LSTM-family cell of keras-gated does the same way.
+
+A cell here is split in two halves so that its layer can run fast:
+
+* `project_inputs(x)` computes the input half of every gate block,
+  `W x + b`. It is one matrix product and works on a single step
+  `(batch, D)` or on a whole sequence `(batch, T, D)`.
+* `recurrent_step(projected_t, states)` does everything that depends on the
+  previous state: `U h_{t-1}`, the peepholes and the gate non-linearities.
+
+`GatedCell.call` chains the two for one step, which is what
+`keras.layers.RNN(cell)` runs. `GatedRNN`, the base of this package's
+layers, projects the whole sequence with one large product before the time
+loop and then loops over `recurrent_step` only. Both paths run the same
+`recurrent_step`, so they compute the same numbers.
+"""
+
+import inspect
+import re
+
+import keras
+from keras import activations
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+from keras.layers import InputSpec
+
+# Keras keeps the dropout-mask mixin and the backend time loop out of its
+# public namespace, but `keras.layers.RNN` recognises cells by this class
+# (to draw their masks before the loop) and loops with this function; using
+# the same two pieces is what makes our cells behave exactly like LSTMCell.
+from keras.src import backend as keras_backend
+from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
+from keras.src import tree
+
+GATE_NAMES = {
+    "i": "input",
+    "f": "forget",
+    "c": "candidate",
+    "o": "output",
+    "z": "untied",
+    "d": "depth",
+    "g": "candidate",
+}
+
+
+def check_units(units, name="units"):
+    """Raises a ValueError unless `units` is a positive integer."""
+    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer, the width of the layer's "
+            f"state. Received: {name}={units!r}"
+        )
+    return units
+
+
+def check_rate(rate, name):
+    """Raises a ValueError unless `rate` is a float in [0, 1)."""
+    if (
+        isinstance(rate, bool)
+        or not isinstance(rate, (int, float))
+        or not 0.0 <= rate < 1.0
+    ):
+        raise ValueError(
+            f"`{name}` must be a float in [0, 1), the fraction of units to "
+            f"drop. Received: {name}={rate!r}"
+        )
+    return float(rate)
+
+
+def get_activation(identifier, name):
+    """`keras.activations.get` with an error that names the argument."""
+    try:
+        return activations.get(identifier)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"Unknown activation for `{name}`: {identifier!r}. Pass the name "
+            "of a Keras activation (e.g. 'tanh', 'sigmoid', 'hard_sigmoid', "
+            f"'relu') or a callable. ({error})"
+        ) from None
+
+
+def get_initializer(identifier):
+    """`keras.initializers.get` that also takes a plain number as a constant."""
+    if isinstance(identifier, (int, float)) and not isinstance(identifier, bool):
+        return initializers.Constant(float(identifier))
+    return initializers.get(identifier)
+
+
+def check_step_input(layer, inputs):
+    """Raises a clear error when a cell receives the wrong feature width."""
+    width = inputs.shape[-1]
+    if len(inputs.shape) != 2:
+        raise ValueError(
+            f"{layer.__class__.__name__} '{layer.name}' takes one time step of "
+            f"shape (batch, features); received shape {tuple(inputs.shape)}. "
+            "To run it over a sequence wrap it in keras.layers.RNN."
+        )
+    if width is not None and width != layer.input_dim:
+        raise ValueError(
+            f"{layer.__class__.__name__} '{layer.name}' was built for inputs "
+            f"with {layer.input_dim} features, but received an input of "
+            f"shape {tuple(inputs.shape)} (expected (batch, {layer.input_dim}))."
+        )
+
+
+class GatedCell(keras.layers.Layer, DropoutRNNCell):
+    """Base class of the LSTM-family cells: gate blocks, dropout, config.
+
+    A subclass names its gate blocks and writes `recurrent_step`:
+
+    * `kernel_gates`: the blocks of `kernel` (D x kH) and `bias` (kH), in
+      order, one letter each (e.g. `"ifco"`, as `keras.layers.LSTMCell`).
+    * `recurrent_gates`: the blocks of `recurrent_kernel` (H x rH); a block
+      missing here gets no `U h_{t-1}` term.
+    * `peephole_choices`: the gates that may peep at the memory cell; the
+      ones chosen get a weight vector `{gate}_gate_peephole_weights`.
+    * `recurrent_step(projected, states, training)`: the cell's equations.
+
+    Args:
+        units: Positive integer, width of the hidden state h and memory c.
+        activation: φ, applied to the candidate and the memory cell output.
+            Default: `"tanh"`.
+        recurrent_activation: σ, the gate activation. Default: `"sigmoid"`.
+        use_bias: Whether the gate blocks have a bias. Default: `True`.
+        kernel_initializer: Initializer of `kernel`. Default:
+            `"glorot_uniform"`.
+        recurrent_initializer: Initializer of `recurrent_kernel`. Default:
+            `"orthogonal"`.
+        bias_initializer: Initializer of `bias`. Default: `"zeros"`.
+        unit_forget_bias: If `True`, the forget-gate block of the bias starts
+            at 1 (Jozefowicz et al. 2015), as in `keras.layers.LSTMCell`.
+        peepholes: The gates that peep at the memory cell, a string or a
+            sequence of gate letters among `peephole_choices`.
+        peephole_initializer: Initializer of the peephole vectors. Default:
+            `"glorot_uniform"`, as TensorFlow's old `PeepholeLSTMCell`.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer,
+        peephole_regularizer: Regularizers of those weights.
+        kernel_constraint, recurrent_constraint, bias_constraint,
+        peephole_constraint: Constraints of those weights.
+        dropout: Float in [0, 1): fraction of the input units dropped (one
+            mask per sequence, as `keras.layers.LSTMCell`).
+        recurrent_dropout: Float in [0, 1): fraction of the units of
+            h_{t-1} dropped before the recurrent products.
+        seed: Random seed for dropout.
+    """
+
+    kernel_gates = "ifco"
+    recurrent_gates = "ifco"
+    peephole_choices = ""
+    default_peepholes = ""
+
+    def __init__(
+        self,
+        units,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        unit_forget_bias=True,
+        peepholes=None,
+        peephole_initializer="glorot_uniform",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        peephole_regularizer=None,
+        kernel_constraint=None,
+        recurrent_constraint=None,
+        bias_constraint=None,
+        peephole_constraint=None,
+        dropout=0.0,
+        recurrent_dropout=0.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.units = check_units(units)
+        self.activation = get_activation(activation, "activation")
+        self.recurrent_activation = get_activation(
+            recurrent_activation, "recurrent_activation"
+        )
+        self.use_bias = bool(use_bias)
+        self.unit_forget_bias = bool(unit_forget_bias)
+        self.peepholes = self._check_peepholes(peepholes)
+
+        self.kernel_initializer = get_initializer(kernel_initializer)
+        self.recurrent_initializer = get_initializer(recurrent_initializer)
+        self.bias_initializer = get_initializer(bias_initializer)
+        self.peephole_initializer = get_initializer(peephole_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.peephole_regularizer = regularizers.get(peephole_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.peephole_constraint = constraints.get(peephole_constraint)
+
+        self.dropout = check_rate(dropout, "dropout")
+        self.recurrent_dropout = check_rate(recurrent_dropout, "recurrent_dropout")
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed=seed)
+
+        self.state_size = [self.units, self.units]
+        self.output_size = self.units
+
+    def get_config(self):
+        config = {
+            "units": self.units,
+            "activation": activations.serialize(self.activation),
+            "recurrent_activation": activations.serialize(
+                self.recurrent_activation
+            ),
+            "use_bias": self.use_bias,
+            "unit_forget_bias": self.unit_forget_bias,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "recurrent_initializer": initializers.serialize(
+                self.recurrent_initializer
+            ),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "recurrent_regularizer": regularizers.serialize(
+                self.recurrent_regularizer
+            ),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "recurrent_constraint": constraints.serialize(
+                self.recurrent_constraint
+            ),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+            "seed": self.seed,
+        }
+        if self.peephole_choices:
+            config.update(
+                {
+                    "peepholes": self.peepholes,
+                    "peephole_initializer": initializers.serialize(
+                        self.peephole_initializer
+                    ),
+                    "peephole_regularizer": regularizers.serialize(
+                        self.peephole_regularizer
+                    ),
+                    "peephole_constraint": constraints.serialize(
+                        self.peephole_constraint
+                    ),
+                }
+            )
+        return {**super().get_config(), **config}
+
+    def _check_peepholes(self, peepholes):
+        if peepholes is None:
+            peepholes = self.default_peepholes
+        if isinstance(peepholes, bool):
+            peepholes = self.peephole_choices if peepholes else ""
+        if isinstance(peepholes, str):
+            peepholes = tuple(peepholes)
+        try:
+            chosen = tuple(peepholes)
+        except TypeError:
+            chosen = (peepholes,)
+        unknown = [g for g in chosen if g not in tuple(self.peephole_choices)]
+        if unknown or len(set(chosen)) != len(chosen):
+            allowed = tuple(self.peephole_choices) or "none"
+            raise ValueError(
+                f"Unknown or repeated peephole gate in `peepholes`: "
+                f"{peepholes!r}. {self.__class__.__name__} accepts a subset of "
+                f"the gate letters {allowed} (e.g. peepholes={tuple(self.peephole_choices)!r})."
+            )
+        # Canonical order, so that weights are always created i, f, o.
+        return tuple(g for g in self.peephole_choices if g in chosen)
+
+    # -- weights ---------------------------------------------------------
+
+    def build(self, input_shape):
+        input_dim = input_shape[-1]
+        if input_dim is None:
+            raise ValueError(
+                f"{self.__class__.__name__} needs a known feature width; "
+                f"received input shape {tuple(input_shape)}."
+            )
+        self.input_dim = int(input_dim)
+        H = self.units
+        self.kernel = self.add_weight(
+            shape=(self.input_dim, len(self.kernel_gates) * H),
+            name="kernel",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.recurrent_kernel = self.add_weight(
+            shape=(H, len(self.recurrent_gates) * H),
+            name="recurrent_kernel",
+            initializer=self.recurrent_initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+        self.build_extra_kernels()
+        if self.use_bias:
+            self.bias = self.add_weight(
+                shape=(len(self.kernel_gates) * H,),
+                name="bias",
+                initializer=self._gate_bias_initializer,
+                regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
+            )
+        else:
+            self.bias = None
+        self.peephole_weights = {
+            gate: self.add_weight(
+                shape=(H,),
+                name=f"{GATE_NAMES[gate]}_gate_peephole_weights",
+                initializer=self.peephole_initializer,
+                regularizer=self.peephole_regularizer,
+                constraint=self.peephole_constraint,
+            )
+            for gate in self.peepholes
+        }
+        for gate, weight in self.peephole_weights.items():
+            setattr(self, f"{GATE_NAMES[gate]}_gate_peephole_weights", weight)
+        self.built = True
+
+    def build_extra_kernels(self):
+        """Hook for weights that sit between `recurrent_kernel` and `bias`."""
+
+    def _gate_bias_initializer(self, shape, dtype=None):
+        H = self.units
+        blocks = []
+        for gate in self.kernel_gates:
+            if gate == "f" and self.unit_forget_bias:
+                blocks.append(ops.ones((H,), dtype=dtype))
+            else:
+                blocks.append(self.bias_initializer((H,), dtype=dtype))
+        return ops.concatenate(blocks, axis=0)
+
+    # -- computation -----------------------------------------------------
+
+    def project_inputs(self, inputs):
+        """The input half of every gate block, `W x + b`, for a step or a sequence."""
+        projected = ops.matmul(inputs, self.kernel)
+        if self.use_bias:
+            projected = projected + self.bias
+        return projected
+
+    def gate_inputs(self, projected, h_tm1):
+        """Adds `U h_{t-1}` to the projected inputs; returns {gate: pre-activation}."""
+        k = len(self.kernel_gates)
+        recurrent = ops.matmul(h_tm1, self.recurrent_kernel)
+        if self.recurrent_gates == self.kernel_gates:
+            return dict(
+                zip(self.kernel_gates, ops.split(projected + recurrent, k, axis=-1))
+            )
+        blocks = dict(zip(self.kernel_gates, ops.split(projected, k, axis=-1)))
+        recurrent_blocks = ops.split(recurrent, len(self.recurrent_gates), axis=-1)
+        for gate, block in zip(self.recurrent_gates, recurrent_blocks):
+            blocks[gate] = blocks[gate] + block
+        return blocks
+
+    def peep(self, gate, preactivation, memory):
+        """Adds the peephole term `p ⊙ c` of `gate`, if that gate peeps."""
+        if gate in self.peephole_weights:
+            return preactivation + self.peephole_weights[gate] * memory
+        return preactivation
+
+    def drop_inputs(self, inputs, training):
+        """Applies the input dropout mask (drawn once per sequence)."""
+        if not training or self.dropout == 0.0:
+            return inputs
+        step = inputs if len(inputs.shape) == 2 else inputs[:, 0, :]
+        mask = self.get_dropout_mask(step)
+        if len(inputs.shape) == 3:
+            mask = ops.expand_dims(mask, axis=1)
+        return inputs * mask
+
+    def drop_recurrent(self, h_tm1, training):
+        """Applies the recurrent dropout mask to h_{t-1}."""
+        if not training or self.recurrent_dropout == 0.0:
+            return h_tm1
+        return h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
+
+    def recurrent_step(self, projected, states, training=False):
+        """One step from the projected inputs and the previous states."""
+        raise NotImplementedError
+
+    def call(self, inputs, states, training=False):
+        check_step_input(self, inputs)
+        inputs = self.drop_inputs(inputs, training)
+        return self.recurrent_step(self.project_inputs(inputs), states, training)
+
+    def get_initial_state(self, batch_size=None):
+        return [
+            ops.zeros((batch_size, size), dtype=self.compute_dtype)
+            for size in tree.flatten(self.state_size)
+        ]
+
+
+def _cell_parameters(cell_class):
+    """Names of the keyword arguments a cell class and its cell bases accept."""
+    names = set()
+    for klass in cell_class.__mro__:
+        if not (isinstance(klass, type) and issubclass(klass, GatedCell)):
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        names.update(
+            p.name
+            for p in parameters
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names
+
+
+_LAYER_KEYS = ("name", "trainable", "dtype")
+
+
+class GatedRNN(keras.layers.RNN):
+    """Base of this package's recurrent layers: a `keras.layers.RNN` over one cell.
+
+    A subclass sets `cell_class`; every keyword argument that cell takes is
+    passed to it, the rest go to `keras.layers.RNN`. The layer gives the same
+    numbers as `keras.layers.RNN(cell)` with the same weights, but runs the
+    input projection of all time steps as one matrix product before the
+    loop (`fused=True`, the default); `fused=False` runs the cell step by
+    step exactly as `keras.layers.RNN` does.
+    """
+
+    cell_class = None
+
+    def __init__(
+        self,
+        units,
+        return_sequences=False,
+        return_state=False,
+        go_backwards=False,
+        stateful=False,
+        unroll=False,
+        zero_output_for_mask=False,
+        fused=True,
+        activity_regularizer=None,
+        **kwargs,
+    ):
+        cell_keys = _cell_parameters(self.cell_class) - {"units"}
+        unknown = set(kwargs) - cell_keys - {
+            "name", "trainable", "dtype", "input_shape", "batch_size", "input_dim"
+        }
+        if unknown:
+            raise TypeError(
+                f"{self.__class__.__name__} got unexpected keyword argument(s) "
+                f"{sorted(unknown)}. It accepts the arguments of "
+                f"{self.cell_class.__name__} and of keras.layers.RNN."
+            )
+        cell_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in cell_keys}
+        cell = self.cell_class(
+            units,
+            dtype=kwargs.get("dtype"),
+            trainable=kwargs.get("trainable", True),
+            name=f"{_snake(self.cell_class.__name__)}",
+            **cell_kwargs,
+        )
+        super().__init__(
+            cell,
+            return_sequences=return_sequences,
+            return_state=return_state,
+            go_backwards=go_backwards,
+            stateful=stateful,
+            unroll=unroll,
+            zero_output_for_mask=zero_output_for_mask,
+            activity_regularizer=activity_regularizer,
+            **kwargs,
+        )
+        self.fused = bool(fused)
+        self.input_spec = InputSpec(ndim=3)
+
+    def get_config(self):
+        base_config = super().get_config()
+        del base_config["cell"]
+        cell_config = self.cell.get_config()
+        for key in _LAYER_KEYS:
+            cell_config.pop(key, None)
+        config = {**base_config, **cell_config, "fused": self.fused}
+        config["activity_regularizer"] = regularizers.serialize(
+            self.activity_regularizer
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def build(self, sequences_shape, initial_state_shape=None):
+        if len(sequences_shape) != 3:
+            raise ValueError(
+                f"{self.__class__.__name__} expects inputs of shape "
+                f"(batch, timesteps, features); received shape "
+                f"{tuple(sequences_shape)}."
+            )
+        super().build(sequences_shape, initial_state_shape)
+        self.input_spec = InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        if tree.is_nested(mask):
+            mask = mask[0]
+        if not self.fused:
+            return super().inner_loop(sequences, initial_state, mask, training)
+        cell = self.cell
+        projected = cell.project_inputs(cell.drop_inputs(sequences, training))
+
+        def step(projected_t, states):
+            output, new_states = cell.recurrent_step(projected_t, states, training)
+            return output, list(new_states)
+
+        return keras_backend.rnn(
+            step,
+            projected,
+            list(initial_state) if tree.is_nested(initial_state) else [initial_state],
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+    def call(self, sequences, initial_state=None, mask=None, training=False):
+        return super().call(
+            sequences, mask=mask, training=training, initial_state=initial_state
+        )
+
+
+def _snake(name):
+    """"PeepholeLSTMCell" -> "peephole_lstm_cell"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def _delegate(name):
+    return property(
+        lambda self: getattr(self.cell, name),
+        doc=f"The cell's `{name}`.",
+    )
+
+
+for _attribute in (
+    "units", "activation", "recurrent_activation", "use_bias",
+    "unit_forget_bias", "kernel_initializer", "recurrent_initializer",
+    "bias_initializer", "kernel_regularizer", "recurrent_regularizer",
+    "bias_regularizer", "kernel_constraint", "recurrent_constraint",
+    "bias_constraint", "dropout", "recurrent_dropout", "peepholes",
+):
+    setattr(GatedRNN, _attribute, _delegate(_attribute))
+del _attribute

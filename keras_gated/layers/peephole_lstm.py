@@ -1,0 +1,87 @@
+"""Peephole LSTM (Gers & Schmidhuber 2000; Gers, Schraudolph & Schmidhuber 2002)."""
+
+import keras
+
+from keras_gated.layers.base import GatedCell
+from keras_gated.layers.base import GatedRNN
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class PeepholeLSTMCell(GatedCell):
+    """LSTM cell whose gates also look at the memory cell ("peepholes").
+
+    Equations (σ = `recurrent_activation`, φ = `activation`):
+
+        i_t = σ(W_i x_t + U_i h_{t-1} + p_i ⊙ c_{t-1} + b_i)
+        f_t = σ(W_f x_t + U_f h_{t-1} + p_f ⊙ c_{t-1} + b_f)
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ φ(W_c x_t + U_c h_{t-1} + b_c)
+        o_t = σ(W_o x_t + U_o h_{t-1} + p_o ⊙ c_t + b_o)
+        h_t = o_t ⊙ φ(c_t)
+
+    The output gate peeps at the new cell c_t, the input and forget gates at
+    the old one. The peephole weights p are vectors (diagonal connections).
+
+    Weights, in order: `kernel` (D x 4H, blocks i, f, c, o),
+    `recurrent_kernel` (H x 4H), `bias` (4H), then
+    `input_gate_peephole_weights`, `forget_gate_peephole_weights`,
+    `output_gate_peephole_weights` (H each) for the gates in `peepholes`.
+    This is the layout of TensorFlow's old `PeepholeLSTMCell`, so its
+    weights load with `set_weights` unchanged. With zero peephole vectors
+    the cell equals `keras.layers.LSTMCell`.
+
+    Args:
+        units: Positive integer, width of h and c.
+        peepholes: The gates that peep, a subset of `("i", "f", "o")` as a
+            tuple or a string such as `"fo"`. Default: all three. Missing
+            vectors are not created.
+        **kwargs: Every other argument of `keras.layers.LSTMCell`
+            (activation, recurrent_activation, use_bias, initializers,
+            regularizers, constraints, unit_forget_bias, dropout,
+            recurrent_dropout, seed), plus `peephole_initializer`,
+            `peephole_regularizer` and `peephole_constraint`.
+
+    Example:
+
+    >>> cell = PeepholeLSTMCell(32)
+    >>> layer = keras.layers.RNN(cell, return_sequences=True)
+    >>> layer(np.zeros((2, 5, 8), "float32")).shape
+    (2, 5, 32)
+    """
+
+    kernel_gates = "ifco"
+    recurrent_gates = "ifco"
+    peephole_choices = "ifo"
+    default_peepholes = "ifo"
+
+    def recurrent_step(self, projected, states, training=False):
+        h_tm1, c_tm1 = states[0], states[1]
+        σ, φ = self.recurrent_activation, self.activation
+        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+        i = σ(self.peep("i", z["i"], c_tm1))
+        f = σ(self.peep("f", z["f"], c_tm1))
+        c = f * c_tm1 + i * φ(z["c"])
+        o = σ(self.peep("o", z["o"], c))
+        h = o * φ(c)
+        return h, [h, c]
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class PeepholeLSTM(GatedRNN):
+    """Peephole LSTM layer: `keras.layers.RNN` over a `PeepholeLSTMCell`.
+
+    Takes the arguments of `PeepholeLSTMCell` (units, peepholes, activations,
+    initializers, regularizers, constraints, dropout, ...) and of
+    `keras.layers.RNN` (return_sequences, return_state, go_backwards,
+    stateful, unroll, zero_output_for_mask). `fused=False` runs the cell step
+    by step instead of projecting all inputs in one product first.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.layers.Embedding(1000, 16, mask_zero=True),
+    ...     PeepholeLSTM(32),
+    ...     keras.layers.Dense(1),
+    ... ])
+    """
+
+    cell_class = PeepholeLSTMCell

@@ -1,0 +1,103 @@
+"""Untied LSTM, ULSTM (Gao & Oates, "On Finer Control of Information Flow in LSTMs", 2018)."""
+
+import keras
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_gated.layers.base import GatedCell
+from keras_gated.layers.base import GatedRNN
+from keras_gated.layers.base import get_initializer
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class UntiedLSTMCell(GatedCell):
+    """LSTM cell whose candidate reads the old memory through its own gate.
+
+    In a standard LSTM the candidate sees the past only through
+    h_{t-1} = o_{t-1} ⊙ φ(c_{t-1}), so the previous output gate decides both
+    what leaves the cell and what flows back into the next candidate. The
+    untied cell adds a fifth gate z_t, computed at step t, for the second job:
+
+        i_t = σ(W_i x_t + U_i h_{t-1} + b_i)
+        f_t = σ(W_f x_t + U_f h_{t-1} + b_f)
+        o_t = σ(W_o x_t + U_o h_{t-1} + b_o)
+        z_t = σ(W_z x_t + U_z h_{t-1} + b_z)
+        g_t = φ(W_c x_t + M (z_t ⊙ φ(c_{t-1})) + b_c)
+        c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+        h_t = o_t ⊙ φ(c_t)
+
+    Weights, in order: `kernel` (D x 5H, blocks i, f, c, o, z),
+    `recurrent_kernel` (H x 4H, blocks i, f, o, z: the candidate has no
+    U_c h_{t-1} term), `untied_kernel` M (H x H), `bias` (5H, blocks
+    i, f, c, o, z).
+
+    Args:
+        units: Positive integer, width of h and c.
+        untied_initializer, untied_regularizer, untied_constraint: for M.
+            Default initializer: `"orthogonal"`, like `recurrent_kernel`.
+        **kwargs: The other arguments of `keras.layers.LSTMCell`.
+
+    Example:
+
+    >>> layer = keras.layers.RNN(UntiedLSTMCell(64))
+    """
+
+    kernel_gates = "ifcoz"
+    recurrent_gates = "ifoz"
+
+    def __init__(
+        self,
+        units,
+        untied_initializer="orthogonal",
+        untied_regularizer=None,
+        untied_constraint=None,
+        **kwargs,
+    ):
+        super().__init__(units, **kwargs)
+        self.untied_initializer = get_initializer(untied_initializer)
+        self.untied_regularizer = regularizers.get(untied_regularizer)
+        self.untied_constraint = constraints.get(untied_constraint)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "untied_initializer": initializers.serialize(self.untied_initializer),
+            "untied_regularizer": regularizers.serialize(self.untied_regularizer),
+            "untied_constraint": constraints.serialize(self.untied_constraint),
+        }
+
+    def build_extra_kernels(self):
+        self.untied_kernel = self.add_weight(
+            shape=(self.units, self.units),
+            name="untied_kernel",
+            initializer=self.untied_initializer,
+            regularizer=self.untied_regularizer,
+            constraint=self.untied_constraint,
+        )
+
+    def recurrent_step(self, projected, states, training=False):
+        h_tm1, c_tm1 = states[0], states[1]
+        σ, φ = self.recurrent_activation, self.activation
+        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+        i, f, o = σ(z["i"]), σ(z["f"]), σ(z["o"])
+        untied = σ(z["z"])
+        g = φ(z["c"] + ops.matmul(untied * φ(c_tm1), self.untied_kernel))
+        c = f * c_tm1 + i * g
+        h = o * φ(c)
+        return h, [h, c]
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class UntiedLSTM(GatedRNN):
+    """Untied LSTM layer: `keras.layers.RNN` over an `UntiedLSTMCell`.
+
+    Takes the arguments of `UntiedLSTMCell` and of `keras.layers.RNN`.
+
+    Example:
+
+    >>> layer = UntiedLSTM(256)
+    """
+
+    cell_class = UntiedLSTMCell
