@@ -116,7 +116,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
       missing here gets no `U h_{t-1}` term.
     * `peephole_choices`: the gates that may peep at the memory cell; the
       ones chosen get a weight vector `{gate}_gate_peephole_weights`.
-    * `recurrent_step(projected, states, training)`: the cell's equations.
+    * `gated_step(projected, states, training)`: the cell's equations; it
+      returns `(h_t, new_states, gates)`, where `gates` maps gate names
+      ("input", "forget", "output", ...) to their activations, so that
+      tools can look inside (see `keras_gated.probe`) at no cost to training.
 
     Args:
         units: Positive integer, width of the hidden state h and memory c.
@@ -382,9 +385,17 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             return h_tm1
         return h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
 
+    def gated_step(self, projected, states, training=False):
+        """One step: returns `(output, new_states, gates)`.
+
+        `gates` is a dict from gate name to its activation at this step.
+        """
+        raise NotImplementedError
+
     def recurrent_step(self, projected, states, training=False):
         """One step from the projected inputs and the previous states."""
-        raise NotImplementedError
+        output, new_states, _ = self.gated_step(projected, states, training)
+        return output, new_states
 
     def call(self, inputs, states, training=False):
         check_step_input(self, inputs)

@@ -45,7 +45,7 @@ class CoupledLSTMCell(GatedCell):
     peephole_choices = "fo"
     default_peepholes = ""
 
-    def recurrent_step(self, projected, states, training=False):
+    def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         σ, φ = self.recurrent_activation, self.activation
         z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
@@ -53,7 +53,7 @@ class CoupledLSTMCell(GatedCell):
         c = f * c_tm1 + (1.0 - f) * φ(z["c"])
         o = σ(self.peep("o", z["o"], c))
         h = o * φ(c)
-        return h, [h, c]
+        return h, [h, c], {"forget": f, "output": o}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

@@ -53,7 +53,7 @@ class PeepholeLSTMCell(GatedCell):
     peephole_choices = "ifo"
     default_peepholes = "ifo"
 
-    def recurrent_step(self, projected, states, training=False):
+    def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         σ, φ = self.recurrent_activation, self.activation
         z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
@@ -62,7 +62,7 @@ class PeepholeLSTMCell(GatedCell):
         c = f * c_tm1 + i * φ(z["c"])
         o = σ(self.peep("o", z["o"], c))
         h = o * φ(c)
-        return h, [h, c]
+        return h, [h, c], {"input": i, "forget": f, "output": o}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

@@ -77,7 +77,7 @@ class UntiedLSTMCell(GatedCell):
             constraint=self.untied_constraint,
         )
 
-    def recurrent_step(self, projected, states, training=False):
+    def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         σ, φ = self.recurrent_activation, self.activation
         z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
@@ -86,7 +86,7 @@ class UntiedLSTMCell(GatedCell):
         g = φ(z["c"] + ops.matmul(untied * φ(c_tm1), self.untied_kernel))
         c = f * c_tm1 + i * g
         h = o * φ(c)
-        return h, [h, c]
+        return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
