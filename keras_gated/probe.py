@@ -654,11 +654,14 @@ class Inspection:
             `gradient_flow`); empty without targets.
         transform_gates: Dict path -> T(x) of every Highway layer (see
             `transform_gates`).
+        hidden_gradients: Dict name -> one array (batch, T, units) per
+            level: dL/dh_t itself, whose norms make `gradient_flow`.
     """
 
     traces: dict
     gradient_flow: dict
     transform_gates: dict
+    hidden_gradients: dict
 
 
 def inspect(model, x, y=None, sample_weight=None, layers=None):
@@ -679,7 +682,7 @@ def inspect(model, x, y=None, sample_weight=None, layers=None):
     selected = _selector(layers)
     if y is None:
         _, records, highways = _replayed_run(model, x, selected)
-        return _inspection(records, highways, {})
+        return _inspection(records, highways)
     y = _as_tensors(y)
     if sample_weight is not None:
         sample_weight = _as_tensors(sample_weight)
@@ -754,19 +757,22 @@ def inspect(model, x, y=None, sample_weight=None, layers=None):
             f"The gradient flow supports the tensorflow, jax and torch "
             f"backends; the current backend is {backend!r}."
         )
-    flows = {}
+    gradients = {}
     for (name, perturbation), grad in zip(created, grads):
         if grad is None:
-            norms = np.zeros(perturbation.shape[1])
-        else:
-            grad = ops.convert_to_numpy(grad).astype("float64")
-            norms = np.sqrt((grad**2).sum(axis=(0, 2)))
-        flows.setdefault(name, []).append(norms)
-    flows = {name: np.stack(levels) for name, levels in flows.items()}
-    return _inspection(records, highways, flows)
+            grad = np.zeros(tuple(perturbation.shape))
+        gradients.setdefault(name, []).append(
+            ops.convert_to_numpy(grad).astype("float64")
+        )
+    return _inspection(records, highways, gradients)
 
 
-def _inspection(records, highways, flows):
+def _inspection(records, highways, gradients=None):
+    gradients = gradients or {}
+    flows = {
+        name: np.stack([np.sqrt((g**2).sum(axis=(0, 2))) for g in levels])
+        for name, levels in gradients.items()
+    }
     traces = {
         name: _trace_from_run(name, rnn, run, mask)
         for name, rnn, run, mask in records
@@ -775,7 +781,12 @@ def _inspection(records, highways, flows):
         path: ops.convert_to_numpy(layer.transform_gate(inputs))
         for path, layer, inputs in highways
     }
-    return Inspection(traces=traces, gradient_flow=flows, transform_gates=gates)
+    return Inspection(
+        traces=traces,
+        gradient_flow=flows,
+        transform_gates=gates,
+        hidden_gradients=gradients,
+    )
 
 
 def gate_activations(target, inputs, initial_state=None, mask=None):
