@@ -132,7 +132,12 @@ def curves(series, title="", xlabel="time step", ylabel="", log_scale=True, widt
     if log_scale:
         ticks = [math.log10(t) for t in _log_ticks(low, high)]
         ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9]
+        stride = max(1, math.ceil(len(ticks) / 7))
+        ticks = ticks[::-stride][::-1]
         labels = [f"1e{int(round(t))}" for t in ticks]
+        if len(ticks) < 2:  # less than a decade: label values instead
+            ticks = list(np.linspace(low, high, 3))
+            labels = [f"{10.0**t:.2g}" for t in ticks]
     else:
         ticks = list(np.linspace(low, high, 3))
         labels = [f"{t:.3g}" for t in ticks]
@@ -151,8 +156,18 @@ def curves(series, title="", xlabel="time step", ylabel="", log_scale=True, widt
         elif points:
             x, y = points[0]
             draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=color)
-        if len(values) > 1:
-            draw.text((left + 6, top + 4 + 13 * k), label, fill=color, font=font)
+    if len(values) > 1:
+        # Lower right: curves of gradient norms rise towards the last step.
+        legend_w = max(draw.textlength(label, font=font) for label in values) + 12
+        legend_h = 6 + 13 * len(values)
+        x0, y0 = left + width - 6 - legend_w, top + height - 6 - legend_h
+        draw.rectangle(
+            (x0, y0, x0 + legend_w, y0 + legend_h),
+            fill=(255, 255, 255), outline=(200, 200, 200),
+        )
+        for k, label in enumerate(values):
+            color = PALETTE[k % len(PALETTE)]
+            draw.text((x0 + 6, y0 + 2 + 13 * k), label, fill=color, font=font)
     _frame(image, draw, box, font, title, xlabel, "")
     if ylabel:
         draw.text((4, 4), ylabel, fill=(0, 0, 0), font=font)

@@ -1,5 +1,7 @@
 """keras_gated.probe: gates, states and gradient flow read from the layers' own weights."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -259,3 +261,35 @@ def test_probe_rejects_what_it_cannot_read():
         probe.trace_layer(dense, np.zeros((1, 2, 3), "float32"))
     conv = keras.layers.ConvLSTM1D(2, 3)
     assert not probe.is_recurrent(conv)
+
+
+_JAX_CHECK = """
+import jax, numpy as np, keras
+from keras_gated import probe
+rng = np.random.default_rng(5)
+x = rng.normal(size=(3, 8, 2)).astype("float32")
+y = rng.normal(size=(3, 1)).astype("float32")
+rnn = keras.layers.SimpleRNN(5)
+model = keras.Sequential([keras.Input((8, 2)), rnn, keras.layers.Dense(1)])
+model.compile(loss="mse")
+found = probe.inspect(model, x, y)
+(dl_dh,) = found.hidden_gradients[rnn.name]
+h = found.traces[rnn.name].hidden_states[0]
+from_probe = ((1 - h**2) * dl_dh) @ rnn.get_weights()[0].T
+direct = jax.grad(lambda v: model.compute_loss(x=v, y=y, y_pred=model(v)))(x)
+np.testing.assert_allclose(from_probe, np.asarray(direct), atol=1e-6)
+print("gradient flow on jax:", found.gradient_flow[rnn.name].shape)
+"""
+
+
+def test_gradient_flow_on_the_jax_backend():
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND="jax", PYTHONPATH=root, JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "-c", _JAX_CHECK], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "gradient flow on jax: (1, 8)" in result.stdout
