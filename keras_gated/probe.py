@@ -54,6 +54,7 @@ Example:
 """
 
 import dataclasses
+import inspect as pyinspect
 
 import keras
 import numpy as np
@@ -148,6 +149,25 @@ class GateTrace:
 
 
 # -- what a layer computes, one step at a time ---------------------------
+
+
+def _takes_hidden_perturbations(cell):
+    """Whether `cell.gated_step` adds perturbations to each level's h itself.
+
+    A stacked cell (several levels inside one step) may accept
+    `gated_step(..., hidden_perturbations=[e_0, e_1, ...])` and add e_k to
+    level k's h_t right where it is computed, before the levels above read
+    it; then dL/de_k is the full dL/dh^k_t, the path up through the levels
+    of the same step included. Otherwise the probe adds e_k to the state
+    that leaves the step (see `gradient_flow`).
+    """
+    step = getattr(cell, "gated_step", None)
+    if step is None:
+        return False
+    try:
+        return "hidden_perturbations" in pyinspect.signature(step).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def _cell_steps(cell):
@@ -314,12 +334,21 @@ def _run_recurrence(layer, inputs, initial_state=None, mask=None, perturbations=
     projected = project(inputs)
     order = range(timesteps - 1, -1, -1) if layer.go_backwards else range(timesteps)
 
+    inner = perturbations is not None and _takes_hidden_perturbations(layer.cell)
     outputs, all_states, all_gates = [], [], []
     previous_output = None
     for t in order:
-        output, new_states, gates = step(projected[:, t], states)
+        if inner:
+            output, new_states, gates = layer.cell.gated_step(
+                projected[:, t],
+                states,
+                training=False,
+                hidden_perturbations=[p[:, t] for p in perturbations],
+            )
+        else:
+            output, new_states, gates = step(projected[:, t], states)
         new_states = list(tree.flatten(new_states))
-        if perturbations is not None:
+        if perturbations is not None and not inner:
             for slot, perturbation in zip(hidden_slots, perturbations):
                 perturbed = new_states[slot] + perturbation[:, t]
                 if output is new_states[slot]:
@@ -848,10 +877,16 @@ def gradient_flow(model, x, y, sample_weight=None, layers=None):
     its gradient with respect to e_t is exactly dL/dh_t, all paths
     included. Zero perturbations leave every number unchanged.
 
-    For a stack (depth-gated, Grid), the perturbation of a lower level's
-    h_t reaches the loss through the next step's recurrent state; paths
-    inside one step, from a lower level up through the levels above, are
-    the cell's own business and are not cut apart.
+    For a stack (depth-gated, Grid: several levels inside one step), the
+    probe only sees the states that leave the step, so by default e_t of a
+    level is added to that level's h_t as it goes into the next step: the
+    curve of a lower level is then dL/dh_t along the time path (through
+    steps t+1, t+2, ...), without the path up through the levels above at
+    the same step (it is 0 at the last step when the loss reads only the
+    top). A stacked cell whose `gated_step` accepts
+    `hidden_perturbations=[e_0, ..., e_{K-1}]` and adds e_k to level k's h_t
+    where it computes it gets the full dL/dh^k_t, all paths included; the
+    probe passes them whenever the cell takes that argument.
 
     Args:
         model: A compiled Sequential or functional model.

@@ -293,3 +293,66 @@ def test_gradient_flow_on_the_jax_backend():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "gradient flow on jax: (1, 8)" in result.stdout
+
+
+class _TwoLevelCell(keras.layers.Layer):
+    """A toy stack: two tanh RNN levels inside one step, states (h, c) per level.
+
+    It follows the protocol of the stacked cells: project_inputs, gated_step
+    returning per-level gates, and the optional `hidden_perturbations`.
+    """
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = [units] * 4
+        self.output_size = units
+
+    def build(self, input_shape):
+        H = self.units
+        self.kernel = self.add_weight(shape=(input_shape[-1], H), name="kernel")
+        self.recurrent_0 = self.add_weight(shape=(H, H), name="recurrent_0")
+        self.up = self.add_weight(shape=(H, H), name="up")
+        self.recurrent_1 = self.add_weight(shape=(H, H), name="recurrent_1")
+
+    def project_inputs(self, inputs):
+        return ops.matmul(inputs, self.kernel)
+
+    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
+        e = hidden_perturbations or [0.0, 0.0]
+        h0 = ops.tanh(projected + ops.matmul(states[0], self.recurrent_0)) + e[0]
+        gate = ops.sigmoid(ops.matmul(h0, self.up))
+        h1 = ops.tanh(ops.matmul(h0, self.up) + ops.matmul(states[2], self.recurrent_1)) + e[1]
+        return h1, [h0, h0, h1, h1], {"layer_0": {}, "layer_1": {"up": gate}}
+
+    def call(self, inputs, states, training=False):
+        output, new_states, _ = self.gated_step(self.project_inputs(inputs), states)
+        return output, new_states
+
+
+def test_stacked_cell_with_hidden_perturbations_gets_the_full_gradient_of_every_level():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(3, 6, 2)).astype("float32")
+    y = rng.normal(size=(3, 1)).astype("float32")
+    rnn = keras.layers.RNN(_TwoLevelCell(4), name="stack")
+    model = keras.Sequential([keras.Input((6, 2)), rnn, keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    found = probe.inspect(model, x, y)
+    trace = found.traces["stack"]
+    assert list(trace.gates) == ["layer_1/up"]
+    assert len(trace.hidden_states) == len(trace.cell_states) == 2
+    np.testing.assert_allclose(trace.outputs[:, -1], _numpy(rnn(x)), atol=1e-5)
+    # Level 0 is h0_t = tanh(W x_t + U h0_{t-1}): dL/dx_t = W (1 - h0_t^2) dL/dh0_t,
+    # which holds only if dL/dh0_t includes the path up through level 1.
+    dl_dh0 = found.hidden_gradients["stack"][0]
+    h0 = trace.hidden_states[0]
+    from_probe = ((1 - h0**2) * dl_dh0) @ rnn.cell.get_weights()[0].T
+    inputs = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(inputs)
+        loss = model.compute_loss(x=inputs, y=y, y_pred=model(inputs))
+    np.testing.assert_allclose(from_probe, tape.gradient(loss, inputs).numpy(), atol=1e-6)
+    assert found.gradient_flow["stack"].shape == (2, 6)
+    assert found.gradient_flow["stack"][0, -1] > 0
