@@ -89,7 +89,7 @@ class GateMonitor(keras.callbacks.Callback):
     Backends: writing uses `tf.summary`, so TensorFlow must be installed
     (it need not be the Keras backend). Gate reading and gradient flow run
     on TensorFlow, JAX and PyTorch. Pictures need Pillow
-    (`pip install keras-gated[monitor]`).
+    (`pip install keras-gated[examples]`).
 
     Args:
         log_dir: Directory of the TensorBoard logs.
@@ -129,7 +129,7 @@ class GateMonitor(keras.callbacks.Callback):
             raise ImportError(
                 "GateMonitor writes TensorBoard events with tf.summary and needs "
                 "TensorFlow installed (any Keras backend may be used): "
-                "`pip install keras-gated[monitor]`."
+                "`pip install keras-gated[examples]`."
             )
         if (
             isinstance(every_n_epochs, bool)

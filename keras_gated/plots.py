@@ -2,7 +2,7 @@
 
 Each function returns an RGB image as a uint8 array (height, width, 3),
 ready for `tf.summary.image` or `PIL.Image.fromarray(...).save(path)`.
-Pillow is the only requirement (`pip install keras-gated[monitor]`).
+Pillow is the only requirement (`pip install keras-gated[examples]`).
 """
 
 import math
@@ -22,7 +22,7 @@ def _pillow():
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError(
             "Drawing the GateMonitor pictures needs Pillow: "
-            "`pip install keras-gated[monitor]` or `pip install pillow`."
+            "`pip install keras-gated[examples]` or `pip install pillow`."
         ) from error
     return Image, ImageDraw, ImageFont
 
