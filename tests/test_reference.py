@@ -199,3 +199,34 @@ def test_highway_gradients_match_finite_differences(case):
         pre = x64 @ weights["kernel"] + weights["bias"]
         assert np.abs(pre).min() > 1e-4, "choose another seed: a relu input sits on its kink"
     check_gradients(grads, numeric, ["inputs", *[v.name for v in variables]])
+
+
+# ------------------------------------------- PeepholeLSTMCell vs keras LSTMCell
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("peepholes", ["zero-vectors", "none-created"])
+def test_zero_peepholes_equal_keras_lstm_cell(peepholes, path):
+    rng = np.random.default_rng(4)
+    inputs = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
+    lstm = keras.layers.RNN(
+        keras.layers.LSTMCell(UNITS), return_sequences=True, return_state=True
+    )
+    lstm.build((BATCH, STEPS, FEATURES))
+    randomize(lstm, rng)
+    kwargs = {"peepholes": ()} if peepholes == "none-created" else {}
+    ours = make_layer(("", kg.PeepholeLSTMCell, kg.PeepholeLSTM, kwargs, None), path)
+    ours.build((BATCH, STEPS, FEATURES))
+    zeros = [np.zeros(UNITS, "float32")] * (3 if peepholes == "zero-vectors" else 0)
+    ours.set_weights(lstm.get_weights() + zeros)
+
+    x = tf.constant(inputs)
+    results = []
+    for layer in (lstm, ours):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs, h, c = layer(x)
+            loss = tf.reduce_sum(outputs * np.linspace(-1, 1, UNITS, dtype="float32"))
+        grads = tape.gradient(loss, [x, *[v.value for v in layer.weights[:3]]])
+        results.append([outputs, h, c, *grads])
+    names = ["outputs", "h", "c", "d/dinputs", "d/dkernel", "d/drecurrent_kernel", "d/dbias"]
+    for name, expected, got in zip(names, *results):
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6, err_msg=name)
