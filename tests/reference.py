@@ -33,6 +33,10 @@ def linear(x):
     return x
 
 
+def softsign(x):
+    return x / (1.0 + np.abs(x))
+
+
 def relu(x):
     return np.maximum(x, 0.0)
 

@@ -17,7 +17,7 @@ from tests import reference as ref
 
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 4
 
-# (id, cell class, layer class, constructor kwargs, reference step)
+# (id, cell class, layer class, constructor kwargs, reference step[, its options])
 CELLS = [
     ("peephole-ifo", kg.PeepholeLSTMCell, kg.PeepholeLSTM, {}, ref.peephole_lstm_step),
     ("peephole-fo", kg.PeepholeLSTMCell, kg.PeepholeLSTM,
@@ -35,11 +35,27 @@ CELLS = [
     ("untied-nobias", kg.UntiedLSTMCell, kg.UntiedLSTM,
      {"use_bias": False}, ref.untied_lstm_step),
 ]
+# σ and φ that differ from the defaults, to show each is used where SPEC puts it.
+CUSTOM_ACTIVATIONS = (
+    {"activation": "softsign", "recurrent_activation": kg.activations.legacy_hard_sigmoid},
+    {"activation": ref.softsign, "recurrent_activation": ref.legacy_hard_sigmoid},
+)
+CELLS += [
+    (f"{name}-softsign-hardsigmoid", cell, layer, {**kwargs, **CUSTOM_ACTIVATIONS[0]},
+     step, CUSTOM_ACTIVATIONS[1])
+    for name, cell, layer, kwargs, step in [
+        ("peephole", kg.PeepholeLSTMCell, kg.PeepholeLSTM, {}, ref.peephole_lstm_step),
+        ("coupled-fo", kg.CoupledLSTMCell, kg.CoupledLSTM, {"peepholes": "fo"},
+         ref.coupled_lstm_step),
+        ("untied", kg.UntiedLSTMCell, kg.UntiedLSTM, {}, ref.untied_lstm_step),
+    ]
+]
+CELLS = [case if len(case) == 6 else (*case, {}) for case in CELLS]
 PATHS = ["rnn", "fused", "unfused"]
 
 
 def make_layer(case, path):
-    _, cell_class, layer_class, kwargs, _ = case
+    cell_class, layer_class, kwargs = case[1:4]
     if path == "rnn":
         return keras.layers.RNN(
             cell_class(UNITS, **kwargs), return_sequences=True, return_state=True
@@ -73,13 +89,8 @@ def random_problem(case, path, seed):
 
 
 def reference_run(case, inputs, states, weights):
-    step = case[4]
-    return ref.run_sequence(
-        step,
-        inputs.astype("float64"),
-        [s.astype("float64") for s in states],
-        weights,
-    )
+    step, options = case[4], case[5]
+    return ref.run_sequence(step, inputs, states, weights, **options)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -87,7 +98,9 @@ def reference_run(case, inputs, states, weights):
 def test_forward_matches_reference(case, path):
     layer, inputs, states, weights, _ = random_problem(case, path, seed=0)
     outputs, h, c = layer(inputs, initial_state=states)
-    expected_outputs, (expected_h, expected_c) = reference_run(case, inputs, states, weights)
+    expected_outputs, (expected_h, expected_c) = reference_run(
+        case, inputs.astype("float64"), [s.astype("float64") for s in states], weights
+    )
     np.testing.assert_allclose(outputs, expected_outputs, rtol=1e-5, atol=2e-6)
     np.testing.assert_allclose(h, expected_h, rtol=1e-5, atol=2e-6)
     np.testing.assert_allclose(c, expected_c, rtol=1e-5, atol=2e-6)
@@ -130,7 +143,7 @@ def test_gradients_match_finite_differences(case, path):
     s64 = [v.astype("float64") for v in states]
 
     def reference_loss():
-        out, (h_ref, c_ref) = ref.run_sequence(case[4], x64, s64, weights)
+        out, (h_ref, c_ref) = reference_run(case, x64, s64, weights)
         return (out * probe_out).sum() + (h_ref * probe_h).sum() + (c_ref * probe_c).sum()
 
     arrays = [x64, *s64, *[weights[v.name] for v in variables]]
@@ -213,7 +226,7 @@ def test_zero_peepholes_equal_keras_lstm_cell(peepholes, path):
     lstm.build((BATCH, STEPS, FEATURES))
     randomize(lstm, rng)
     kwargs = {"peepholes": ()} if peepholes == "none-created" else {}
-    ours = make_layer(("", kg.PeepholeLSTMCell, kg.PeepholeLSTM, kwargs, None), path)
+    ours = make_layer(("", kg.PeepholeLSTMCell, kg.PeepholeLSTM, kwargs), path)
     ours.build((BATCH, STEPS, FEATURES))
     zeros = [np.zeros(UNITS, "float32")] * (3 if peepholes == "zero-vectors" else 0)
     ours.set_weights(lstm.get_weights() + zeros)
