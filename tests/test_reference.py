@@ -54,37 +54,38 @@ CELLS = [case if len(case) == 6 else (*case, {}) for case in CELLS]
 PATHS = ["rnn", "fused", "unfused"]
 
 
-def make_layer(case, path):
+def make_layer(case, path, dtype=None):
     cell_class, layer_class, kwargs = case[1:4]
     if path == "rnn":
         return keras.layers.RNN(
-            cell_class(UNITS, **kwargs), return_sequences=True, return_state=True
+            cell_class(UNITS, dtype=dtype, **kwargs),
+            return_sequences=True, return_state=True, dtype=dtype,
         )
     return layer_class(
         UNITS, return_sequences=True, return_state=True,
-        fused=(path == "fused"), **kwargs
+        fused=(path == "fused"), dtype=dtype, **kwargs
     )
 
 
-def randomize(layer, rng, scale=0.6):
+def randomize(layer, rng, scale=0.6, dtype="float32"):
     """Sets every weight to random values; returns {SPEC name: float64 array}."""
     weights = {}
     for variable in layer.weights:
-        value = rng.normal(0.0, scale, size=variable.shape)
-        variable.assign(value.astype("float32"))
+        value = rng.normal(0.0, scale, size=variable.shape).astype(dtype)
+        variable.assign(value)
         # The reference gets exactly what the layer holds, rounding included.
-        weights[variable.name] = value.astype("float32").astype("float64")
+        weights[variable.name] = value.astype("float64")
     assert len(weights) == len(layer.weights), "weight names must be unique"
     return weights
 
 
-def random_problem(case, path, seed):
+def random_problem(case, path, seed, dtype="float32"):
     rng = np.random.default_rng(seed)
-    inputs = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
-    states = [rng.normal(0.0, 0.5, size=(BATCH, UNITS)).astype("float32") for _ in range(2)]
-    layer = make_layer(case, path)
+    inputs = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(dtype)
+    states = [rng.normal(0.0, 0.5, size=(BATCH, UNITS)).astype(dtype) for _ in range(2)]
+    layer = make_layer(case, path, dtype=None if dtype == "float32" else dtype)
     layer.build((BATCH, STEPS, FEATURES))
-    weights = randomize(layer, rng)
+    weights = randomize(layer, rng, dtype=dtype)
     return layer, inputs, states, weights, rng
 
 
@@ -117,14 +118,17 @@ def check_gradients(keras_grads, numeric_grads, names):
         assert np.abs(expected).max() > 1e-3, f"gradient w.r.t. {name} vanishes"
 
 
-@pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
-def test_gradients_match_finite_differences(case, path):
-    layer, inputs, states, weights, rng = random_problem(case, path, seed=1)
-    # A fixed random projection of outputs and final states makes the loss scalar.
+def gradients_and_finite_differences(case, layer, inputs, states, weights, rng):
+    """Gradients of a scalar loss from TensorFlow and from the float64 reference.
+
+    A fixed random projection of outputs and final states makes the loss
+    scalar. Returns (names, keras gradients, numerical gradients) for the
+    inputs, the initial states and every weight.
+    """
     probe_out = rng.normal(size=(BATCH, STEPS, UNITS))
     probe_h = rng.normal(size=(BATCH, UNITS))
     probe_c = rng.normal(size=(BATCH, UNITS))
+    dtype = inputs.dtype
 
     x = tf.constant(inputs)
     s = [tf.constant(v) for v in states]
@@ -132,9 +136,9 @@ def test_gradients_match_finite_differences(case, path):
         tape.watch([x, *s])
         outputs, h, c = layer(x, initial_state=s)
         loss = (
-            tf.reduce_sum(outputs * probe_out.astype("float32"))
-            + tf.reduce_sum(h * probe_h.astype("float32"))
-            + tf.reduce_sum(c * probe_c.astype("float32"))
+            tf.reduce_sum(outputs * probe_out.astype(dtype))
+            + tf.reduce_sum(h * probe_h.astype(dtype))
+            + tf.reduce_sum(c * probe_c.astype(dtype))
         )
     variables = list(layer.weights)
     grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
@@ -149,7 +153,35 @@ def test_gradients_match_finite_differences(case, path):
     arrays = [x64, *s64, *[weights[v.name] for v in variables]]
     numeric = [ref.numerical_gradient(reference_loss, a) for a in arrays]
     names = ["inputs", "initial h", "initial c", *[v.name for v in variables]]
+    return names, grads, numeric
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
+def test_gradients_match_finite_differences(case, path):
+    problem = random_problem(case, path, seed=1)
+    names, grads, numeric = gradients_and_finite_differences(case, *problem)
     check_gradients(grads, numeric, names)
+
+
+@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
+def test_float64_layers_match_reference_to_round_off(case):
+    """In float64 the only differences left are round-off: nothing approximate
+    hides behind the float32 tolerances above."""
+    for path in PATHS:
+        layer, inputs, states, weights, _ = random_problem(case, path, 5, "float64")
+        got = layer(inputs, initial_state=states)
+        expected_outputs, expected_states = reference_run(case, inputs, states, weights)
+        for name, g, e in zip(["outputs", "h", "c"], got,
+                              [expected_outputs, *expected_states]):
+            assert g.dtype == "float64"
+            np.testing.assert_allclose(g, e, rtol=1e-12, atol=1e-13,
+                                       err_msg=f"{path}: {name}")
+    names, grads, numeric = gradients_and_finite_differences(
+        case, *random_problem(case, "fused", 6, "float64")
+    )
+    for name, g, n in zip(names, grads, numeric):
+        np.testing.assert_allclose(g, n, rtol=1e-7, atol=1e-8, err_msg=name)
 
 
 # ------------------------------------------------------------------- Highway
