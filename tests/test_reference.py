@@ -7,6 +7,9 @@ inputs, the initial states and every weight equal central finite differences
 of the float64 reference.
 """
 
+from typing import Callable
+from typing import NamedTuple
+
 import keras
 import numpy as np
 import pytest
@@ -17,53 +20,52 @@ from tests import reference as ref
 
 BATCH, STEPS, FEATURES, UNITS = 2, 4, 3, 4
 
-# (id, cell class, layer class, constructor kwargs, reference step[, its options])
+class Case(NamedTuple):
+    id: str
+    cell: type
+    layer: type
+    kwargs: dict  # constructor arguments, shared by the cell and the layer
+    step: Callable  # the reference step function
+    options: dict = {}  # its activations, when not the defaults
+
+
+PEEPHOLE = (kg.PeepholeLSTMCell, kg.PeepholeLSTM)
+COUPLED = (kg.CoupledLSTMCell, kg.CoupledLSTM)
+UNTIED = (kg.UntiedLSTMCell, kg.UntiedLSTM)
+# σ and φ other than the defaults, to show each is used where SPEC puts it.
+CUSTOM = {"activation": "softsign", "recurrent_activation": kg.activations.legacy_hard_sigmoid}
+CUSTOM_REF = {"activation": ref.softsign, "recurrent_activation": ref.legacy_hard_sigmoid}
+
 CELLS = [
-    ("peephole-ifo", kg.PeepholeLSTMCell, kg.PeepholeLSTM, {}, ref.peephole_lstm_step),
-    ("peephole-fo", kg.PeepholeLSTMCell, kg.PeepholeLSTM,
-     {"peepholes": ("f", "o")}, ref.peephole_lstm_step),
-    ("peephole-i", kg.PeepholeLSTMCell, kg.PeepholeLSTM,
-     {"peepholes": "i"}, ref.peephole_lstm_step),
-    ("peephole-none", kg.PeepholeLSTMCell, kg.PeepholeLSTM,
-     {"peepholes": ()}, ref.peephole_lstm_step),
-    ("coupled", kg.CoupledLSTMCell, kg.CoupledLSTM, {}, ref.coupled_lstm_step),
-    ("coupled-fo", kg.CoupledLSTMCell, kg.CoupledLSTM,
-     {"peepholes": ("f", "o")}, ref.coupled_lstm_step),
-    ("coupled-o", kg.CoupledLSTMCell, kg.CoupledLSTM,
-     {"peepholes": ("o",)}, ref.coupled_lstm_step),
-    ("untied", kg.UntiedLSTMCell, kg.UntiedLSTM, {}, ref.untied_lstm_step),
-    ("untied-nobias", kg.UntiedLSTMCell, kg.UntiedLSTM,
-     {"use_bias": False}, ref.untied_lstm_step),
+    Case("peephole-ifo", *PEEPHOLE, {}, ref.peephole_lstm_step),
+    Case("peephole-fo", *PEEPHOLE, {"peepholes": ("f", "o")}, ref.peephole_lstm_step),
+    Case("peephole-i", *PEEPHOLE, {"peepholes": "i"}, ref.peephole_lstm_step),
+    Case("peephole-none", *PEEPHOLE, {"peepholes": ()}, ref.peephole_lstm_step),
+    Case("coupled", *COUPLED, {}, ref.coupled_lstm_step),
+    Case("coupled-fo", *COUPLED, {"peepholes": ("f", "o")}, ref.coupled_lstm_step),
+    Case("coupled-o", *COUPLED, {"peepholes": ("o",)}, ref.coupled_lstm_step),
+    Case("untied", *UNTIED, {}, ref.untied_lstm_step),
+    Case("untied-nobias", *UNTIED, {"use_bias": False}, ref.untied_lstm_step),
+    Case("peephole-softsign-hardsigmoid", *PEEPHOLE, CUSTOM,
+         ref.peephole_lstm_step, CUSTOM_REF),
+    Case("coupled-fo-softsign-hardsigmoid", *COUPLED, {"peepholes": "fo", **CUSTOM},
+         ref.coupled_lstm_step, CUSTOM_REF),
+    Case("untied-softsign-hardsigmoid", *UNTIED, CUSTOM,
+         ref.untied_lstm_step, CUSTOM_REF),
 ]
-# σ and φ that differ from the defaults, to show each is used where SPEC puts it.
-CUSTOM_ACTIVATIONS = (
-    {"activation": "softsign", "recurrent_activation": kg.activations.legacy_hard_sigmoid},
-    {"activation": ref.softsign, "recurrent_activation": ref.legacy_hard_sigmoid},
-)
-CELLS += [
-    (f"{name}-softsign-hardsigmoid", cell, layer, {**kwargs, **CUSTOM_ACTIVATIONS[0]},
-     step, CUSTOM_ACTIVATIONS[1])
-    for name, cell, layer, kwargs, step in [
-        ("peephole", kg.PeepholeLSTMCell, kg.PeepholeLSTM, {}, ref.peephole_lstm_step),
-        ("coupled-fo", kg.CoupledLSTMCell, kg.CoupledLSTM, {"peepholes": "fo"},
-         ref.coupled_lstm_step),
-        ("untied", kg.UntiedLSTMCell, kg.UntiedLSTM, {}, ref.untied_lstm_step),
-    ]
-]
-CELLS = [case if len(case) == 6 else (*case, {}) for case in CELLS]
+CASE_IDS = [case.id for case in CELLS]
 PATHS = ["rnn", "fused", "unfused"]
 
 
 def make_layer(case, path, dtype=None):
-    cell_class, layer_class, kwargs = case[1:4]
     if path == "rnn":
         return keras.layers.RNN(
-            cell_class(UNITS, dtype=dtype, **kwargs),
+            case.cell(UNITS, dtype=dtype, **case.kwargs),
             return_sequences=True, return_state=True, dtype=dtype,
         )
-    return layer_class(
+    return case.layer(
         UNITS, return_sequences=True, return_state=True,
-        fused=(path == "fused"), dtype=dtype, **kwargs
+        fused=(path == "fused"), dtype=dtype, **case.kwargs
     )
 
 
@@ -90,12 +92,11 @@ def random_problem(case, path, seed, dtype="float32"):
 
 
 def reference_run(case, inputs, states, weights):
-    step, options = case[4], case[5]
-    return ref.run_sequence(step, inputs, states, weights, **options)
+    return ref.run_sequence(case.step, inputs, states, weights, **case.options)
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("case", CELLS, ids=CASE_IDS)
 def test_forward_matches_reference(case, path):
     layer, inputs, states, weights, _ = random_problem(case, path, seed=0)
     outputs, h, c = layer(inputs, initial_state=states)
@@ -157,14 +158,14 @@ def gradients_and_finite_differences(case, layer, inputs, states, weights, rng):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("case", CELLS, ids=CASE_IDS)
 def test_gradients_match_finite_differences(case, path):
     problem = random_problem(case, path, seed=1)
     names, grads, numeric = gradients_and_finite_differences(case, *problem)
     check_gradients(grads, numeric, names)
 
 
-@pytest.mark.parametrize("case", CELLS, ids=[c[0] for c in CELLS])
+@pytest.mark.parametrize("case", CELLS, ids=CASE_IDS)
 def test_float64_layers_match_reference_to_round_off(case):
     """In float64 the only differences left are round-off: nothing approximate
     hides behind the float32 tolerances above."""
@@ -258,7 +259,7 @@ def test_zero_peepholes_equal_keras_lstm_cell(peepholes, path):
     lstm.build((BATCH, STEPS, FEATURES))
     randomize(lstm, rng)
     kwargs = {"peepholes": ()} if peepholes == "none-created" else {}
-    ours = make_layer(("", kg.PeepholeLSTMCell, kg.PeepholeLSTM, kwargs), path)
+    ours = make_layer(Case("", *PEEPHOLE, kwargs, ref.peephole_lstm_step), path)
     ours.build((BATCH, STEPS, FEATURES))
     zeros = [np.zeros(UNITS, "float32")] * (3 if peepholes == "zero-vectors" else 0)
     ours.set_weights(lstm.get_weights() + zeros)
