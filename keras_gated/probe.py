@@ -324,13 +324,19 @@ def _run_recurrence(layer, inputs, initial_state=None, mask=None, perturbations=
     Returns a dict of per-step lists in processing order ("outputs",
     "states", "gates") and the layer's own return value ("result").
     """
-    inputs = ops.convert_to_tensor(inputs)
+    # Outside the layer's __call__ nothing autocasts, so under a mixed
+    # precision policy the replay runs in the weights' dtype (float32).
+    dtype = layer.cell.variable_dtype
+    inputs = ops.cast(ops.convert_to_tensor(inputs), dtype)
     if mask is not None:
         mask = ops.cast(ops.convert_to_tensor(mask), "bool")
     project, step = _cell_steps(layer.cell)
     hidden_slots, _ = _state_slots(layer.cell)
     timesteps = inputs.shape[1]
-    states = _initial_state(layer, ops.shape(inputs)[0], initial_state)
+    states = [
+        ops.cast(s, dtype)
+        for s in _initial_state(layer, ops.shape(inputs)[0], initial_state)
+    ]
     projected = project(inputs)
     order = range(timesteps - 1, -1, -1) if layer.go_backwards else range(timesteps)
 
@@ -725,7 +731,10 @@ def inspect(model, x, y=None, sample_weight=None, layers=None):
 
     def zeros_for(rnn, inputs):
         return [
-            ops.zeros((ops.shape(inputs)[0], inputs.shape[1], width), dtype=inputs.dtype)
+            ops.zeros(
+                (ops.shape(inputs)[0], inputs.shape[1], width),
+                dtype=rnn.cell.variable_dtype,
+            )
             for width in _hidden_widths(rnn.cell)
         ]
 

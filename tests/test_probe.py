@@ -356,3 +356,20 @@ def test_stacked_cell_with_hidden_perturbations_gets_the_full_gradient_of_every_
     np.testing.assert_allclose(from_probe, tape.gradient(loss, inputs).numpy(), atol=1e-6)
     assert found.gradient_flow["stack"].shape == (2, 6)
     assert found.gradient_flow["stack"][0, -1] > 0
+
+
+def test_probe_under_a_mixed_precision_policy():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    x = np.random.default_rng(8).normal(size=(2, 6, 3)).astype("float32")
+    layer = kg.PeepholeLSTM(4, return_sequences=True)
+    model = keras.Sequential([keras.Input((6, 3)), layer, keras.layers.LSTM(4, name="top"), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    found = probe.inspect(model, x, np.zeros((2, 1), "float32"))
+    # The replay runs in float32, the layer in float16: equal to float16 precision.
+    np.testing.assert_allclose(
+        found.traces[layer.name].outputs,
+        _numpy(ops.cast(layer(x), "float32")),
+        atol=1e-2,
+    )
+    assert found.gradient_flow["top"].shape == (1, 6)
+    assert np.all(np.isfinite(found.gradient_flow["top"]))
