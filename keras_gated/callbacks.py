@@ -237,7 +237,7 @@ class GateMonitor(keras.callbacks.Callback):
         self._writer.flush()
 
     def _write_gates(self, tf, name, trace, step, picture=True):
-        panels = []
+        panels = {}
         for gate in trace.gates:
             values = trace.values(gate)
             if self.histograms:
@@ -245,9 +245,12 @@ class GateMonitor(keras.callbacks.Callback):
             left, right = trace.saturation(gate, self.low, self.high)
             tf.summary.scalar(f"{name}/saturation/{gate}_left", float(left.mean()), step=step)
             tf.summary.scalar(f"{name}/saturation/{gate}_right", float(right.mean()), step=step)
-            panels.append((gate, left, right))
+            # Stacks name gates "<level>/<gate>": one panel per gate, one
+            # colour per level.
+            level, _, short = gate.rpartition("/")
+            panels.setdefault(short, []).append((level, left, right))
         if self.images and picture and panels:
-            image = plots.saturation_scatter(panels)
+            image = plots.saturation_scatter(list(panels.items()))
             tf.summary.image(f"{name}/saturation", image[None], step=step)
 
     def _write_state_norms(self, tf, name, trace, step):

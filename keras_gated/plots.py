@@ -67,16 +67,23 @@ def saturation_scatter(panels, size=200):
     """Karpathy, Johnson & Fei-Fei (2015), Fig. 2: one panel per gate.
 
     Args:
-        panels: List of (title, left_fractions, right_fractions): per unit,
-            the fraction of steps the gate was left-saturated (< 0.1, x
-            axis) and right-saturated (> 0.9, y axis).
+        panels: List of (title, series), series a list of (label,
+            left_fractions, right_fractions): per unit, the fraction of
+            steps the gate was left-saturated (< 0.1, x axis) and
+            right-saturated (> 0.9, y axis). One colour per series (the
+            levels of a stack, as the paper colours its layers); a legend is
+            drawn when there are several.
         size: Width and height of each panel's plot area, in pixels.
     """
+    Image, ImageDraw, _ = _pillow()
     font = _font()
     cell_w = size + _MARGIN_LEFT + _MARGIN_RIGHT
     cell_h = size + _MARGIN_TOP + _MARGIN_BOTTOM
     image, draw = _canvas(cell_w * max(len(panels), 1), cell_h)
-    for k, (title, xs, ys) in enumerate(panels):
+    # Translucent dots: units that share a point show as a darker dot.
+    dots = Image.new("RGBA", image.size, (255, 255, 255, 0))
+    dot_draw = ImageDraw.Draw(dots)
+    for k, (title, series) in enumerate(panels):
         left = k * cell_w + _MARGIN_LEFT
         top = _MARGIN_TOP
         box = (left, top, left + size, top + size)
@@ -85,11 +92,15 @@ def saturation_scatter(panels, size=200):
         for tick in (0.0, 0.5, 1.0):
             draw.text((left + tick * size, top + size + 3), f"{tick:g}", fill=(90, 90, 90), font=font, anchor="mt")
             draw.text((left - 3, top + size - tick * size), f"{tick:g}", fill=(90, 90, 90), font=font, anchor="rm")
-        color = PALETTE[k % len(PALETTE)]
-        for x, y in zip(np.asarray(xs, float), np.asarray(ys, float)):
-            px, py = left + x * size, top + size - y * size
-            draw.ellipse((px - 2.5, py - 2.5, px + 2.5, py + 2.5), fill=color)
+        for j, (label, xs, ys) in enumerate(series):
+            color = PALETTE[(j if len(series) > 1 else k) % len(PALETTE)]
+            for x, y in zip(np.asarray(xs, float), np.asarray(ys, float)):
+                px, py = left + x * size, top + size - y * size
+                dot_draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=color + (150,))
+            if len(series) > 1:
+                draw.text((left + size - 4, top + 4 + 13 * j), label, fill=color, font=font, anchor="ra")
         _frame(image, draw, box, font, title, "fraction left-saturated", "fraction right-saturated")
+    image = Image.alpha_composite(image.convert("RGBA"), dots).convert("RGB")
     return np.asarray(image)
 
 
