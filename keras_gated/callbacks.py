@@ -60,7 +60,7 @@ class GateMonitor(keras.callbacks.Callback):
       activations below `low` (0.1) and above `high` (0.9), as scalars;
     * `saturation`: image, Karpathy, Johnson & Fei-Fei (2015) Fig. 2: one
       panel per gate, one point per unit at (fraction left-saturated,
-      fraction right-saturated);
+      fraction right-saturated), one colour per level of a stack;
     * `cell_state_norm` (`hidden_state_norm` for GRU and SimpleRNN): image,
       ||c_t|| over the steps of the sample (mean over the batch), one curve
       per level of a stack, and its mean over time as a scalar;
