@@ -5,6 +5,8 @@
 """
 
 from keras_gated import activations
+from keras_gated import callbacks
+from keras_gated import probe
 from keras_gated.layers import CoupledLSTM
 from keras_gated.layers import CoupledLSTMCell
 from keras_gated.layers import GatedCell
@@ -28,4 +30,6 @@ __all__ = [
     "UntiedLSTM",
     "UntiedLSTMCell",
     "activations",
+    "callbacks",
+    "probe",
 ]
