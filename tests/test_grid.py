@@ -4,7 +4,6 @@ The JAX and PyTorch smoke run of GridLSTM shares a subprocess with the
 depth-gated one (tests/test_depth_gated.py::test_runs_on_other_backends).
 """
 
-import keras
 import numpy as np
 import pytest
 
