@@ -373,3 +373,27 @@ def test_probe_under_a_mixed_precision_policy():
     )
     assert found.gradient_flow["top"].shape == (1, 6)
     assert np.all(np.isfinite(found.gradient_flow["top"]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: kg.DepthGatedLSTM(4, num_layers=2, name="stack"),
+        lambda: kg.GridLSTM(4, depth=2, priority="depth", name="stack"),
+    ],
+    ids=["depth_gated", "grid_prioritised"],
+)
+def test_stacks_report_the_upward_path_in_the_lower_levels_gradient(make):
+    # The loss reads only the top level's output at the last step, so the
+    # lower level's h at that step matters only through the level above in
+    # the same step: its gradient is non-zero only if the stack adds the
+    # probe's perturbation where h is computed (`hidden_perturbations`).
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 5, 2)).astype("float32")
+    y = rng.normal(size=(3, 1)).astype("float32")
+    model = keras.Sequential([keras.Input((5, 2)), make(), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    flow = probe.inspect(model, x, y).gradient_flow["stack"]
+    assert flow.shape == (2, 5)
+    assert flow[0, -1] > 1e-6
+    assert np.all(np.isfinite(flow))

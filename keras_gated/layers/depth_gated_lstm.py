@@ -212,7 +212,14 @@ class DepthGatedLSTMCell(StackedGatedCell):
         h = o * φ(c)
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
 
-    def gated_step(self, projected, states, training=False):
+    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
+        """One step of the whole stack, bottom-up.
+
+        `hidden_perturbations`, used only by `keras_gated.probe`, is a list
+        of one tensor per layer added to that layer's h_t where it is
+        computed, before the layer above reads it, so that the gradient
+        with respect to it is the full dL/dh_t of that layer.
+        """
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
         hidden = self.drop_recurrent_levels(states[0::2], training)
         new_states, gates = [], {}
@@ -224,6 +231,8 @@ class DepthGatedLSTMCell(StackedGatedCell):
             h, c, layer_gates = layer.layer_step(
                 gate_inputs, lower, hidden[k], states[2 * k + 1]
             )
+            if hidden_perturbations is not None:
+                h = h + hidden_perturbations[k]
             new_states += [h, c]
             prefix = f"layer_{k}/" if self.num_layers > 1 else ""
             gates.update({prefix + name: g for name, g in layer_gates.items()})

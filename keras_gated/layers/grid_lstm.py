@@ -244,7 +244,14 @@ class GridLSTMCell(StackedGatedCell):
         memory = f * memory + i * φ(g)
         return o * φ(memory), memory, {"input": i, "forget": f, "output": o}
 
-    def gated_step(self, projected, states, training=False):
+    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
+        """One step of the grid: levels 1..K bottom-up.
+
+        `hidden_perturbations`, used only by `keras_gated.probe`, is a list
+        of one tensor per level added to that level's time hidden vector
+        where it is computed (before the prioritised depth transform reads
+        it), so that the gradient with respect to it is the full dL/dh_t.
+        """
         h_depth = projected
         m_depth = ops.zeros_like(h_depth)
         h_time_past = self.drop_recurrent_levels(states[0::2], training)
@@ -257,6 +264,8 @@ class GridLSTMCell(StackedGatedCell):
                 self._level(self.time_kernel, k),
                 self._level(self.time_bias, k),
             )
+            if hidden_perturbations is not None:
+                h_time = h_time + hidden_perturbations[k]
             new_states += [h_time, m_time]
             if self.priority == "depth":
                 hidden = ops.concatenate([h_time, h_depth], axis=-1)
