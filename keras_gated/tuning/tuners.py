@@ -28,7 +28,7 @@ import os
 import keras
 import keras_tuner
 
-TUNER_KINDS = ("random", "bayesian", "hyperband")
+TUNER_KINDS = ("random", "bayesian", "hyperband", "grid")
 
 
 class _GatedTunerMixin:
@@ -72,6 +72,10 @@ class Hyperband(_GatedTunerMixin, keras_tuner.Hyperband):
     """`keras_tuner.Hyperband` with keras-gated's per-trial logging."""
 
 
+class GridSearch(_GatedTunerMixin, keras_tuner.GridSearch):
+    """`keras_tuner.GridSearch` with keras-gated's per-trial logging."""
+
+
 def make_tuner(
     kind,
     hypermodel,
@@ -89,7 +93,11 @@ def make_tuner(
     """Builds a tuner by name.
 
     Args:
-        kind: "random", "bayesian" or "hyperband".
+        kind: "random", "bayesian", "hyperband" or "grid" (every
+            combination of the discrete values, in order; the runner fixes
+            the hyperparameters the user did not set with `--hp` at their
+            defaults first, so `--tuner grid --hp cell=lstm,peephole`
+            trains exactly one model per cell).
         hypermodel: A `keras_tuner.HyperModel` (e.g. a `GatedHyperModel`).
         objective: Name of the metric to optimise ("val_accuracy",
             "val_loss", ...; direction inferred as KerasTuner does) or a
@@ -127,6 +135,8 @@ def make_tuner(
         return RandomSearch(max_trials=max_trials, **common)
     if kind == "bayesian":
         return BayesianOptimization(max_trials=max_trials, **common)
+    if kind == "grid":
+        return GridSearch(max_trials=max_trials, **common)
     if kind == "hyperband":
         return Hyperband(max_epochs=max_epochs, **common)
     raise ValueError(f"Unknown tuner `kind`: {kind!r}. Accepted values: {', '.join(TUNER_KINDS)}.")
