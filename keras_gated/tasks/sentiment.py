@@ -628,7 +628,7 @@ class SentimentTask(Task):
             return
         model = parser.add_argument_group("text model")
         model.add_argument("--max-tokens", type=int, default=20000, help="Vocabulary size (TextVectorization max_tokens).")
-        model.add_argument("--sequence-length", type=int, default=None, help="Tokens per text, padded or cut (default: 32 for the sample, 200 otherwise).")
+        model.add_argument("--sequence-length", type=int, default=None, help="Tokens per text, padded or cut (default: 40 for the sample, 200 otherwise).")
 
     def _data_options(self, args):
         return {
@@ -650,7 +650,7 @@ class SentimentTask(Task):
             if not 0.0 < getattr(args, name) < 1.0:
                 raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1); got {getattr(args, name)}.")
         splits = load_splits(**self._data_options(args))
-        sequence_length = args.sequence_length or (32 if args.data == "sample" else 200)
+        sequence_length = args.sequence_length or (40 if args.data == "sample" else 200)
         args.sequence_length = sequence_length
         vectorizer = make_vectorizer(splits.train_texts, args.max_tokens, sequence_length)
         print(
