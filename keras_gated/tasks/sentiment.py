@@ -686,7 +686,8 @@ class SentimentTask(Task):
     def monitor_sample(self, data):
         import numpy as np
 
-        return np.asarray(data.vectorizer(data.splits.val_texts[:16]))
+        x = np.asarray(data.vectorizer(data.splits.val_texts[:16]))
+        return x, np.asarray(data.splits.val_labels[:16])
 
     def evaluate_saved(self, args):
         classifier = load_classifier(args.model)

@@ -149,9 +149,10 @@ def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(
         log_dir: TensorBoard root (e.g. "runs/sentiment"). In a search every
             trial writes `log_dir/<trial_id>/execution0/{train,validation}`
             (scalars) plus its hyperparameters for the HParams dashboard.
-        gate_monitor_sample: If not None, a batch of model inputs; adds
-            `keras_gated.callbacks.GateMonitor(log_dir + "/gates", sample)`
-            (per trial: `.../gates/<trial_id>`).
+        gate_monitor_sample: If not None, a batch `(x, y)` (or `x`); adds
+            `keras_gated.callbacks.GateMonitor(log_dir, sample)`, which
+            writes the run "gates" (in a search: `log_dir/<trial_id>/gates`,
+            beside the trial's `execution0`).
         histogram_freq: Passed to `keras.callbacks.TensorBoard`.
         extra: More callbacks (a callback with a `log_dir` attribute gets a
             per-trial directory).
@@ -162,7 +163,7 @@ def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(
     """
     callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=histogram_freq)]
     if gate_monitor_sample is not None:
-        callbacks.append(make_gate_monitor(os.path.join(log_dir, "gates"), gate_monitor_sample))
+        callbacks.append(make_gate_monitor(log_dir, gate_monitor_sample))
     callbacks.extend(extra)
     return callbacks
 
