@@ -134,7 +134,13 @@ def make_tuner(
     if kind == "random":
         return RandomSearch(max_trials=max_trials, **common)
     if kind == "bayesian":
-        return BayesianOptimization(max_trials=max_trials, **common)
+        try:
+            return BayesianOptimization(max_trials=max_trials, **common)
+        except ImportError as error:
+            raise ValueError(
+                f"The bayesian tuner needs scipy and scikit-learn: pip install "
+                f"'keras-tuner[bayesian]' (or choose --tuner random). ({error})"
+            ) from None
     if kind == "grid":
         return GridSearch(max_trials=max_trials, **common)
     if kind == "hyperband":
