@@ -140,9 +140,11 @@ def test_hypermodel_optimizer_choices():
 def test_make_tuner_kinds_and_bad_kind(tmp_path):
     hypermodel = TinyHyperModel(["cell=lstm"])
     for kind, cls in [("random", keras_tuner.RandomSearch), ("bayesian", keras_tuner.BayesianOptimization),
-                      ("hyperband", keras_tuner.Hyperband), ("grid", keras_tuner.GridSearch)]:
+                      ("hyperband", keras_tuner.Hyperband), ("grid", keras_tuner.Tuner)]:
         tuner = make_tuner(kind, hypermodel, "val_accuracy", str(tmp_path), kind, max_trials=2)
         assert isinstance(tuner, cls)
+        if kind == "grid":
+            assert isinstance(tuner.oracle, keras_tuner.oracles.GridSearchOracle)
     with pytest.raises(ValueError, match="random, bayesian, hyperband, grid"):
         make_tuner("evolution", hypermodel, "val_accuracy", str(tmp_path), "x")
 

@@ -280,6 +280,8 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
         "best": best,
         "model": model_path,
         "trials": rows,
+        # Trials this process trained; fewer than `trials` after a resume.
+        "trained_by_this_run": list(tuner.trials_run),
     }
     _write_json(os.path.join(args.output, "results.json"), results)
     print(format_table(rows, objective, task.metric_names))

@@ -23,6 +23,7 @@ run the same command; `directory` must be shared by all processes.
 """
 
 import copy
+import functools
 import os
 
 import keras
@@ -72,8 +73,56 @@ class Hyperband(_GatedTunerMixin, keras_tuner.Hyperband):
     """`keras_tuner.Hyperband` with keras-gated's per-trial logging."""
 
 
-class GridSearch(_GatedTunerMixin, keras_tuner.GridSearch):
-    """`keras_tuner.GridSearch` with keras-gated's per-trial logging."""
+class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
+    """`GridSearchOracle` that can be reloaded.
+
+    KerasTuner 1.4 does not save the grid oracle's ordered list of trials,
+    so a reloaded grid search fails on its next trial (KeyError). After a
+    reload this rebuilds the list from the trials' values; each trial's next
+    combination is then tried unless it was tried already.
+    """
+
+    def reload(self):
+        super().reload()
+        from keras_tuner.src.tuners.gridsearch import LinkedList
+
+        def compare(a, b):
+            return self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values)
+
+        ordered = sorted(self.trials, key=functools.cmp_to_key(compare))
+        self._ordered_ids = LinkedList()
+        for trial_id in ordered:
+            self._ordered_ids.insert(trial_id)
+        self._populate_next = list(ordered)
+
+
+class GridSearch(_GatedTunerMixin, keras_tuner.Tuner):
+    """`keras_tuner.GridSearch` (resumable) with keras-gated's per-trial logging."""
+
+    def __init__(
+        self,
+        hypermodel=None,
+        objective=None,
+        max_trials=None,
+        seed=None,
+        hyperparameters=None,
+        tune_new_entries=True,
+        allow_new_entries=True,
+        max_retries_per_trial=0,
+        max_consecutive_failed_trials=3,
+        **kwargs,
+    ):
+        oracle = ResumableGridSearchOracle(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed,
+            hyperparameters=hyperparameters,
+            tune_new_entries=tune_new_entries,
+            allow_new_entries=allow_new_entries,
+            max_retries_per_trial=max_retries_per_trial,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+        )
+        super().__init__(oracle, hypermodel, **kwargs)
 
 
 def make_tuner(
