@@ -84,8 +84,8 @@ def _trial_status(project_dir):
 @pytest.mark.slow
 def test_search_killed_mid_trial_resumes_with_the_same_command(tmp_path, capsys):
     out = str(tmp_path / "run")
-    command = _keras_gated("tune", "sentiment", *TINY, "--tuner", "grid", "--hp", "cell=lstm,gru,coupled",
-                           "--epochs", "2", "--output", out)
+    command = _keras_gated("tune", "sentiment", *TINY, "--tuner", "grid", "--hp", "cell=lstm,coupled",
+                           "--epochs", "1", "--output", out)
     project = os.path.join(out, "tuner", "sentiment")
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -111,11 +111,11 @@ def test_search_killed_mid_trial_resumes_with_the_same_command(tmp_path, capsys)
     assert result.returncode == 0, result.stderr[-3000:]
     with open(os.path.join(out, "results.json")) as handle:
         results = json.load(handle)
-    assert len(results["trials"]) == 3
-    assert first[len("trial_"):] not in results["trained_by_this_run"]
-    assert len(results["trained_by_this_run"]) == 2
+    assert len(results["trials"]) == 2
+    # Only the interrupted trial was trained again.
+    assert results["trained_by_this_run"] == [sorted(statuses)[1][len("trial_"):]]
     assert os.stat(checkpoint).st_mtime_ns == stamp  # the completed trial was not redone
-    assert {row["hyperparameters"]["cell"] for row in results["trials"]} == {"lstm", "gru", "coupled"}
+    assert {row["hyperparameters"]["cell"] for row in results["trials"]} == {"lstm", "coupled"}
     assert "test_accuracy" in results["best"] and "val_accuracy" in results["best"]
     assert "trial" in result.stdout and "test_accuracy" in result.stdout and "Best: trial" in result.stdout
 
@@ -141,8 +141,8 @@ def _free_port():
 def test_distributed_search_chief_and_two_workers(tmp_path):
     out = str(tmp_path / "shared")
     oracle = dict(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()))
-    command = _keras_gated("tune", "sentiment", *TINY, "--tuner", "random", "--max-trials", "6",
-                           "--hp", "cell=lstm,gru", "--epochs", "2", "--output", out)
+    command = _keras_gated("tune", "sentiment", *TINY, "--tuner", "random", "--max-trials", "4",
+                           "--hp", "cell=lstm,gru", "--epochs", "1", "--output", out)
     processes = {
         tuner_id: subprocess.Popen(command, env=_env(KERASTUNER_TUNER_ID=tuner_id, **oracle),
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -169,7 +169,7 @@ def test_distributed_search_chief_and_two_workers(tmp_path):
         results = json.load(handle)
     # One oracle: the chief's table holds exactly the trials the two workers ran.
     assert sorted(row["trial"] for row in results["trials"]) == sorted(ran["tuner0"] + ran["tuner1"])
-    assert len(results["trials"]) == 6
+    assert len(results["trials"]) == 4
     assert os.path.exists(os.path.join(out, "best_model.keras"))
 
 
@@ -192,7 +192,7 @@ def test_train_with_mirrored_strategy_over_two_logical_cpus(tmp_path):
     out = str(tmp_path / "mirrored")
     result = subprocess.run(
         [sys.executable, "-c", MIRRORED_SCRIPT, "train", "sentiment", *TINY, "--hp", "cell=peephole",
-         "--epochs", "1", "--strategy", "mirrored", "--output", out],
+         "--epochs", "1", "--strategy", "mirrored", "--batch-size", "8", "--output", out],
         env=_env(), capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -150,6 +150,9 @@ def run(task, command, args):
     os.makedirs(args.output, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     strategy = select_strategy(args.strategy, tpu=args.tpu)
+    # Tasks read this to keep batches even: Keras under MirroredStrategy fails
+    # on a last batch that does not split evenly over the replicas.
+    args.replicas = getattr(strategy, "num_replicas_in_sync", 1)
     set_mixed_precision(args.mixed_precision, strategy)
     data = task.load_data(args)
     hypermodel = task.hypermodel(args, data)

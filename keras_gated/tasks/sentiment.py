@@ -439,14 +439,18 @@ def make_vectorizer(train_texts, max_tokens=20000, sequence_length=64):
     return vectorizer
 
 
-def make_dataset(texts, labels, vectorizer, batch_size, shuffle_seed=None):
-    """`tf.data`: (raw strings, labels) → batched (token ids, labels), vectorized in the pipeline."""
+def make_dataset(texts, labels, vectorizer, batch_size, shuffle_seed=None, drop_remainder=False):
+    """`tf.data`: (raw strings, labels) → batched (token ids, labels), vectorized in the pipeline.
+
+    `drop_remainder=True` with several replicas: Keras under
+    `MirroredStrategy` fails on a last batch that does not split evenly.
+    """
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((list(texts), list(labels)))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(texts), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
         lambda text, label: (vectorizer(text), label), num_parallel_calls=tf.data.AUTOTUNE
     )
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -659,11 +663,17 @@ class SentimentTask(Task):
             f"vocabulary {vectorizer.vocabulary_size()}",
             flush=True,
         )
+        even = getattr(args, "replicas", 1) > 1
+        if even and len(splits.val_texts) < args.batch_size:
+            raise DataError(
+                f"With {args.replicas} replicas the validation split ({len(splits.val_texts)}) "
+                f"must hold a whole batch ({args.batch_size}): lower --batch-size."
+            )
         return SentimentData(
             splits,
             vectorizer,
-            make_dataset(splits.train_texts, splits.train_labels, vectorizer, args.batch_size, args.seed),
-            make_dataset(splits.val_texts, splits.val_labels, vectorizer, args.batch_size),
+            make_dataset(splits.train_texts, splits.train_labels, vectorizer, args.batch_size, args.seed, even),
+            make_dataset(splits.val_texts, splits.val_labels, vectorizer, args.batch_size, None, even),
             make_dataset(splits.test_texts, splits.test_labels, vectorizer, args.batch_size),
         )
 
@@ -677,8 +687,16 @@ class SentimentTask(Task):
         return {"x": data.train, "validation_data": data.validation, "shuffle": False}
 
     def evaluate(self, model, data, args):
-        results = model.evaluate(data.test, return_dict=True, verbose=0)
-        return {"test_accuracy": float(results["accuracy"])}
+        # Batch by batch, outside `model.evaluate`: every test example counts,
+        # also under a MirroredStrategy (see `make_dataset`).
+        import numpy as np
+
+        correct = total = 0
+        for tokens, labels in data.test:
+            predicted = np.asarray(model(tokens, training=False)).argmax(-1)
+            correct += int((predicted == np.asarray(labels)).sum())
+            total += len(predicted)
+        return {"test_accuracy": correct / total}
 
     def export(self, model, data, path, args):
         export_classifier(model, data.vectorizer, data.class_names, path, self._data_options(args))
