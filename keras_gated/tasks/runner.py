@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 
 from keras_gated.tuning.hardware import STRATEGIES
 from keras_gated.tuning.tuners import TUNER_KINDS
@@ -253,17 +254,25 @@ def _export_best_so_far(task, data, args, model_path):
     def hook(tuner, trial):
         best = tuner.oracle.get_best_trials(1)
         if best and best[0].trial_id == trial.trial_id:
-            task.export(tuner.load_model(trial), data, model_path, args)
+            task.export(_load_trial_model(tuner, trial), data, model_path, args)
             print(f"keras-gated: trial {trial.trial_id} is the best so far -> {model_path}", flush=True)
 
     return hook
+
+
+def _load_trial_model(tuner, trial):
+    # A trial checkpoint holds the optimizer state that a freshly built
+    # model lacks; Keras warns about it, but only the weights matter here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        return tuner.load_model(trial)
 
 
 def _report(task, args, data, hypermodel, tuner, trials, model_path):
     objective = _metric(task.objective)
     rows = []
     for trial in trials:
-        model = tuner.load_model(trial)
+        model = _load_trial_model(tuner, trial)
         metrics = task.evaluate(model, data, args)
         rows.append(
             {
@@ -276,7 +285,7 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
     if not rows:
         raise RuntimeError("The search completed no trial; see the messages above.")
     best = rows[0]
-    task.export(tuner.load_model(trials[0]), data, model_path, args)
+    task.export(_load_trial_model(tuner, trials[0]), data, model_path, args)
     results = {
         "task": task.name,
         "objective": objective,
