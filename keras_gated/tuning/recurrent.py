@@ -47,7 +47,8 @@ ALL_CELLS = tuple(_CELL_CLASSES)
 NATIVE_STACKS = ("depth_gated", "grid")
 
 # The argument a native stack takes for its depth; the first one its
-# constructor accepts is used (the SPEC names `num_layers`).
+# constructor (or its layer's cell) accepts is used: DepthGatedLSTM takes
+# `num_layers`, GridLSTM `depth`.
 _DEPTH_ARGUMENTS = ("num_layers", "depth", "num_levels", "levels")
 
 
@@ -80,7 +81,11 @@ def check_cell(cell):
 
 
 def _depth_kwargs(constructor, num_layers):
-    parameters = inspect.signature(constructor).parameters
+    parameters = set(inspect.signature(constructor).parameters)
+    # A GatedRNN layer passes its cell's arguments through **kwargs.
+    cell_class = getattr(constructor, "cell_class", None)
+    if cell_class is not None:
+        parameters |= set(inspect.signature(cell_class).parameters)
     for name in _DEPTH_ARGUMENTS:
         if name in parameters:
             return {name: num_layers}
