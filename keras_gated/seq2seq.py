@@ -48,36 +48,14 @@ from keras import layers
 from keras import ops
 from keras import tree
 
-import keras_gated
+from keras_gated.tuning.recurrent import NATIVE_STACKS
+from keras_gated.tuning.recurrent import check_cell
+from keras_gated.tuning.recurrent import make_rnn_layer
 
 # Token ids every vocabulary of this module reserves.
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 
-CELLS = ("lstm", "gru", "peephole", "coupled", "untied", "depth_gated", "grid")
 ATTENTIONS = ("additive", "dot", "none")
-
-# Cells whose one layer is a whole stack (its depth is `num_layers`).
-STACKED_CELLS = {"depth_gated": "DepthGatedLSTM", "grid": "GridLSTM"}
-GATED_LAYERS = {
-    "peephole": "PeepholeLSTM",
-    "coupled": "CoupledLSTM",
-    "untied": "UntiedLSTM",
-}
-
-
-def check_cell(cell):
-    if cell not in CELLS:
-        raise ValueError(
-            f"Unknown `cell`: {cell!r}. Accepted values: {', '.join(CELLS)}."
-        )
-    class_name = STACKED_CELLS.get(cell) or GATED_LAYERS.get(cell)
-    if class_name and not hasattr(keras_gated, class_name):
-        raise ValueError(
-            f"`cell={cell!r}` needs keras_gated.{class_name}, which this "
-            "installation of keras_gated does not provide. Choose another "
-            f"cell among: {', '.join(c for c in CELLS if c != cell)}."
-        )
-    return cell
 
 
 def recurrent_layers(
@@ -92,10 +70,10 @@ def recurrent_layers(
 ):
     """The recurrent layers of a `num_layers`-deep stack of `cell`.
 
-    For `"depth_gated"` and `"grid"` the stack is a single layer (its
+    A native stack (`"depth_gated"`, `"grid"`) is a single layer whose
     `num_layers` levels are computed inside one time step, as the papers
-    define them); for the other cells it is `num_layers` layers. Every
-    layer returns sequences.
+    define them; any other cell gives `num_layers` separate layers (with
+    dropout between them in `Seq2Seq`). Every layer returns sequences.
     """
     check_cell(cell)
     common = dict(
@@ -105,17 +83,10 @@ def recurrent_layers(
         recurrent_dropout=recurrent_dropout,
         **cell_options,
     )
-    if cell in STACKED_CELLS:
-        layer_class = getattr(keras_gated, STACKED_CELLS[cell])
-        return [layer_class(units, num_layers=num_layers, name=name, **common)]
-    if cell == "lstm":
-        layer_class = layers.LSTM
-    elif cell == "gru":
-        layer_class = layers.GRU
-    else:
-        layer_class = getattr(keras_gated, GATED_LAYERS[cell])
+    if cell in NATIVE_STACKS:
+        return [make_rnn_layer(cell, units, num_layers=num_layers, name=name, **common)]
     return [
-        layer_class(units, name=f"{name}_{index}", **common)
+        make_rnn_layer(cell, units, name=f"{name}_{index}", **common)
         for index in range(num_layers)
     ]
 
@@ -135,7 +106,8 @@ class Seq2Seq(keras.Model):
         source_vocab_size: Size of the source vocabulary (id 0 is padding).
         target_vocab_size: Size of the target vocabulary (ids 0, 2 and 3 are
             padding, start and end of sentence).
-        cell: Recurrent block of encoder and decoder, one of `CELLS`:
+        cell: Recurrent block of encoder and decoder, a name from
+            `keras_gated.tuning.available_cells()`:
             Keras's `"lstm"` and `"gru"` (baselines), or this package's
             `"peephole"`, `"coupled"`, `"untied"`, `"depth_gated"`, `"grid"`.
         units: Width of the recurrent state of every layer (an encoder
