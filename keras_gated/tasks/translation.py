@@ -37,6 +37,7 @@ import random
 import socket
 import sys
 import threading
+import weakref
 
 import numpy as np
 
@@ -51,6 +52,7 @@ from keras_gated.text import Vocabulary
 
 _DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
+_COMPILED_STEPS = weakref.WeakKeyDictionary()
 
 
 # --------------------------------------------------------------------- data
@@ -413,7 +415,6 @@ class Translator:
         self.source = TextSide.from_metadata(metadata["source"])
         self.target = TextSide.from_metadata(metadata["target"])
         self.max_length = int(metadata.get("max_length") or 64)
-        self._step_fn = None
 
     @classmethod
     def load(cls, path):
@@ -430,16 +431,22 @@ class Translator:
         self.model.save(path)
 
     def step_fn(self):
-        """The model's `step_fn`, compiled with `tf.function` on TensorFlow."""
-        if self._step_fn is None:
-            import keras
+        """The model's `step_fn`, compiled with `tf.function` on TensorFlow.
 
-            self._step_fn = self.model.step_fn
-            if keras.backend.backend() == "tensorflow":
-                import tensorflow as tf
+        One compiled function per model, shared by every `Translator` of it
+        (the validation-BLEU callback makes one per epoch).
+        """
+        import keras
 
-                self._step_fn = tf.function(self.model.step_fn, reduce_retracing=True)
-        return self._step_fn
+        if keras.backend.backend() != "tensorflow":
+            return self.model.step_fn
+        if self.model not in _COMPILED_STEPS:
+            import tensorflow as tf
+
+            _COMPILED_STEPS[self.model] = tf.function(
+                self.model.step_fn, reduce_retracing=True
+            )
+        return _COMPILED_STEPS[self.model]
 
     def translate_ids(self, sources, beam_width=1, length_penalty=0.6, max_length=None,
                       batch_size=64):
