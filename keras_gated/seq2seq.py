@@ -233,7 +233,11 @@ class Seq2Seq(keras.Model):
             self.attention_combine = layers.Dense(
                 units, activation="tanh", name="attention_combine"
             )
-        self.output_projection = layers.Dense(target_vocab_size, name="logits")
+        # float32 logits keep the softmax and the loss stable under a
+        # mixed-precision policy.
+        self.output_projection = layers.Dense(
+            target_vocab_size, name="logits", dtype="float32"
+        )
 
     def get_config(self):
         return {

@@ -897,7 +897,13 @@ def add_translate_arguments(parser):
 
 
 def run_translate(args):
-    """`keras-gated translate`: one translation per input line, in order."""
+    """`keras-gated translate`: one translation per input line, in order.
+
+    Typed at a terminal, each line is translated as soon as it is entered;
+    a file or a pipe is translated in batches.
+    """
+    if args.input == "-" and args.output == "-" and sys.stdin.isatty():
+        return _translate_interactively(args)
     if args.input == "-":
         lines = sys.stdin.read().splitlines()
     else:
@@ -922,6 +928,21 @@ def run_translate(args):
     else:
         with open(args.output, "w", encoding="utf-8") as handle:
             handle.write(text)
+    return 0
+
+
+def _translate_interactively(args):
+    translator = Translator.load(args.model)
+    print("Type a sentence and press Enter (Ctrl-D to quit).", file=sys.stderr)
+    for line in sys.stdin:
+        if line.strip():
+            (text,) = translator.translate(
+                [line.strip()], beam_width=args.beam_width,
+                length_penalty=args.length_penalty, max_length=args.max_length,
+            )
+        else:
+            text = ""
+        print(text, flush=True)
     return 0
 
 
