@@ -856,8 +856,8 @@ class TranslationTask(Task):
         return {"model": args.model, "data": description, **result}
 
     def monitor_sample(self, data):
-        (source, decoder_inputs), _ = data.val_arrays
-        return (source[:8], decoder_inputs[:8])
+        (source, decoder_inputs), decoder_targets = data.val_arrays
+        return (source[:32], decoder_inputs[:32]), decoder_targets[:32]
 
     def commands(self):
         return {
