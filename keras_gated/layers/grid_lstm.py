@@ -1,5 +1,7 @@
 """Grid LSTM over time and depth (Kalchbrenner, Danihelka & Graves 2015, arXiv:1507.01526)."""
 
+import itertools
+
 import keras
 from keras import ops
 
@@ -133,6 +135,7 @@ class GridLSTMCell(StackedGatedCell):
                 f"received input shape {tuple(input_shape)}."
             )
         self.input_dim = int(input_shape[-1])
+        self._draw_count = itertools.count(1)
         H = self.units
         depth_width = 4 * H if self.depth_transform == "lstm" else H
         self.input_projection = self.add_weight(
@@ -148,6 +151,19 @@ class GridLSTMCell(StackedGatedCell):
         self.depth_bias = self._add_level_bias("depth_bias", depth_width)
         self.built = True
 
+    def _draw(self, initializer, shape, dtype):
+        """Initial values that differ from draw to draw.
+
+        A Keras initializer seeded with an int (or unseeded) returns the
+        same values at every call; levels and dimensions must not start
+        equal, so each draw gets its own seed offset.
+        """
+        seed = getattr(initializer, "seed", None)
+        if isinstance(seed, int) and not isinstance(seed, bool):
+            config = {**initializer.get_config(), "seed": seed + next(self._draw_count)}
+            initializer = initializer.__class__.from_config(config)
+        return initializer(shape, dtype=dtype)
+
     def _level_shape(self, *shape):
         return shape if self.tied_weights else (self.depth, *shape)
 
@@ -159,8 +175,8 @@ class GridLSTMCell(StackedGatedCell):
             kernels = [
                 ops.concatenate(
                     [
-                        self.recurrent_initializer((H, width), dtype=dtype),
-                        self.kernel_initializer((H, width), dtype=dtype),
+                        self._draw(self.recurrent_initializer, (H, width), dtype),
+                        self._draw(self.kernel_initializer, (H, width), dtype),
                     ],
                     axis=0,
                 )
