@@ -31,12 +31,9 @@ The Python API:
 """
 
 import dataclasses
-import json
 import os
 import random
-import socket
 import sys
-import threading
 import weakref
 
 import numpy as np
@@ -47,10 +44,11 @@ from keras_gated.seq2seq import START_ID
 from keras_gated.tasks import Command
 from keras_gated.tasks import DataError
 from keras_gated.tasks.base import Task
+# One offline check for every task (`KERAS_GATED_OFFLINE=1` forces it).
+from keras_gated.tasks.sentiment import network_available
 from keras_gated.text import Tokenizer
 from keras_gated.text import Vocabulary
 
-_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
 _COMPILED_STEPS = weakref.WeakKeyDictionary()
 
@@ -122,28 +120,6 @@ def read_pairs(path, source_column=0, target_column=1):
 
 def _preview(line, width=60):
     return repr(line if len(line) <= width else line[:width] + "...")
-
-
-def network_available(timeout=3.0):
-    """Whether the tensorflow-datasets download host answers in `timeout` s.
-
-    `KERAS_GATED_OFFLINE=1` answers False without touching the network.
-    """
-    if os.environ.get("KERAS_GATED_OFFLINE", "") not in ("", "0"):
-        return False
-    answer = []
-
-    def probe():
-        try:
-            socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
-            answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return bool(answer and answer[0])
 
 
 def read_tfds_pairs(name, data_dir=None, source_column=None, target_column=None,
