@@ -341,22 +341,45 @@ def test_bad_pairs_file_on_the_command_line_is_one_clear_error(tmp_path, capsys)
     assert "bad.tsv, line 1: no tab" in capsys.readouterr().err
 
 
-def test_val_bleu_is_logged_for_the_tuner():
+def test_hypermodel_builds_the_chosen_model_and_adds_the_bleu_callback():
     import keras_tuner
 
     pairs = travel_phrases.generate(60)
     data = tr.prepare_data(pairs, "sample", seed=1)
     hypermodel = tr.TranslationHyperModel(
         len(data.source.vocabulary), len(data.target.vocabulary), data.metadata,
-        overrides=["cell=gru;units=8;embedding_dim=8"],
+        overrides=["cell=gru;units=8;embedding_dim=8;attention=dot;bidirectional=True"],
         bleu_data=(data.splits.val_sources, data.splits.val_references),
     )
     hp = keras_tuner.HyperParameters()
     model = hypermodel.build(hp)
-    assert isinstance(model, Seq2Seq) and model.cell == "gru" and model.units == 8
-    x, y = data.train_arrays
-    history = hypermodel.fit(
-        hp, model, x, y, validation_data=data.val_arrays, epochs=1, batch_size=32, verbose=0
+    assert isinstance(model, Seq2Seq) and model.built
+    assert (model.cell, model.units, model.attention, model.bidirectional) == (
+        "gru", 8, "dot", True
     )
-    assert 0.0 <= history.history["val_bleu"][0] <= 100.0
-    assert "val_chrf" in history.history
+    assert model.metadata["target"]["vocabulary"] == data.target.vocabulary.tokens
+
+    class RecordingModel:
+        def fit(self, *args, callbacks=None, **kwargs):
+            self.callbacks = callbacks
+            return "history"
+
+    recording = RecordingModel()
+    tuner_callback = keras.callbacks.Callback()
+    assert hypermodel.fit(hp, recording, callbacks=[tuner_callback]) == "history"
+    # The BLEU callback comes first, so the tuner's callbacks see val_bleu.
+    assert recording.callbacks[1] is tuner_callback
+    assert type(recording.callbacks[0]).__name__ == "BleuCallback"
+
+
+@pytest.mark.slow
+def test_bleu_callback_writes_val_bleu_into_the_logs(trained):
+    data, model = trained
+    callback = tr.bleu_callback(
+        data.splits.val_sources, data.splits.val_references, max_sentences=40
+    )
+    callback.set_model(model)
+    logs = {"val_loss": 0.1}
+    callback.on_epoch_end(0, logs)
+    assert logs["val_bleu"] >= BLEU_THRESHOLD and logs["val_chrf"] >= BLEU_THRESHOLD
+    assert logs["val_loss"] == 0.1
