@@ -21,7 +21,7 @@ from keras_gated.tuning import available_cells
 SAMPLE_PAIRS = 1600
 BATCH_SIZE = 32
 EPOCHS = 10  # 1280 training pairs -> 40 steps per epoch -> 400 steps
-BLEU_THRESHOLD = 60.0
+BLEU_THRESHOLD = 85.0  # measured: 98.97 (beam 4), 96.27 (greedy)
 
 
 # ------------------------------------------------------------- tokenizers
