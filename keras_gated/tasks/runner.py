@@ -232,7 +232,15 @@ def _tune(task, args, data, hypermodel, strategy):
             write_hparams_config(
                 log_dir,
                 hypermodel.space,
-                [("epoch_" + _metric(task.objective), "execution0/validation", "validation")],
+                # keras.callbacks.TensorBoard writes `val_x` as `epoch_x` in
+                # the validation run, so the tag drops the `val_` prefix.
+                [
+                    (
+                        "epoch_" + _metric(task.objective).removeprefix("val_"),
+                        "execution0/validation",
+                        "validation",
+                    )
+                ],
             )
     except ImportError:  # TensorBoard's hparams plugin needs TensorFlow
         pass
