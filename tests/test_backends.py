@@ -3,8 +3,8 @@
 Each backend runs `backend_smoke.py` in its own process (Keras fixes its
 backend at import): build, forward, layer vs `keras.layers.RNN(cell)` and
 fused vs unfused with the same weights (masked too), go_backwards, unroll,
-stateful, Bidirectional, dropout, one fit step, get_config and `.keras`
-round trips; Highway with both carry gates.
+stateful, Bidirectional, dropout; one fit step, get_config and `.keras`
+round trips (once per class); Highway with both carry gates.
 """
 
 import os
@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from gated_cases import RNN_CASES
+from gated_cases import RNN_CLASSES
 
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(TESTS_DIR)
@@ -37,6 +38,8 @@ def test_every_block_on_backend(backend):
     assert f"BACKEND {backend}" in result.stdout, output
     assert "FAIL" not in result.stdout, output
     assert result.returncode == 0, output
+    trained = {param.id for param in RNN_CLASSES}
     for param in RNN_CASES:
-        assert result.stdout.count(f"OK {param.id} ") == 7, (param.id, result.stdout)
+        checks = 7 if param.id in trained else 6
+        assert result.stdout.count(f"OK {param.id} ") == checks, (param.id, result.stdout)
     assert result.stdout.count("OK Highway") == 2, result.stdout

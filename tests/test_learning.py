@@ -87,7 +87,7 @@ def test_adding_problem(layer_class, cell_class, kwargs):
 
 HIGHWAY_DEPTH = 30
 HIGHWAY_WIDTH = 16
-HIGHWAY_EPOCHS = 15
+HIGHWAY_EPOCHS = 15  # 8 steps each: 120 optimizer steps
 
 
 def quadrants(n, seed):
@@ -106,10 +106,10 @@ def deep_stack(block):
 
 def train_deep_stack(block):
     keras.utils.set_random_seed(0)
-    x, y = quadrants(1024, seed=0)
+    x, y = quadrants(512, seed=0)
     model = deep_stack(block)
     model.compile(
-        optimizer=keras.optimizers.Adam(0.01),
+        optimizer=keras.optimizers.Adam(0.005),
         loss="binary_crossentropy",
         metrics=["accuracy"],
     )
@@ -126,10 +126,10 @@ def test_deep_highway_stack_trains_where_a_plain_stack_stalls():
     )
     # The plain stack stays at chance: 30 ReLU layers with Glorot weights
     # shrink signal and gradient; the Highway stack starts near the identity.
-    assert min(plain["loss"]) > chance - 0.02, plain["loss"]
-    assert plain["accuracy"][-1] < 0.65
-    assert min(highway["loss"][-3:]) < 0.25, highway["loss"]
-    assert highway["accuracy"][-1] > 0.9
+    assert min(plain["loss"]) > chance - 0.03, plain["loss"]
+    assert plain["accuracy"][-1] < 0.65, plain["accuracy"]
+    assert min(highway["loss"][-3:]) < 0.2, highway["loss"]
+    assert highway["accuracy"][-1] > 0.9, highway["accuracy"]
 
 
 @pytest.mark.slow
