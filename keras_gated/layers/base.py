@@ -540,7 +540,14 @@ class GatedRNN(keras.layers.RNN):
         cell = self.cell
         projected = cell.project_inputs(cell.drop_inputs(sequences, training))
 
+        copy_states = keras.backend.backend() == "torch" and self.stateful
+
         def step(projected_t, states):
+            if copy_states:
+                # As keras.layers.RNN: the stateful layer assigns the final
+                # states to its variables in place, which would corrupt the
+                # autograd graph of PyTorch unless the step works on copies.
+                states = tree.map_structure(ops.copy, states)
             output, new_states = cell.recurrent_step(projected_t, states, training)
             return output, list(new_states)
 
