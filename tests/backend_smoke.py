@@ -125,7 +125,7 @@ def smoke_rnn(case_id, layer_class, cell_class, kwargs, train=True):
     if not train:  # a second configuration of a class already trained
         return
 
-    @check(f"{case_id} fit step (with dropout), get_config round trip, .keras round trip")
+    @check(f"{case_id} fit step (with dropout, and stateful), get_config round trip, .keras round trip")
     def _():
         model = keras.Sequential(
             [
@@ -147,6 +147,19 @@ def smoke_rnn(case_id, layer_class, cell_class, kwargs, train=True):
             path = os.path.join(directory, "model.keras")
             model.save(path)
             close(keras.saving.load_model(path)(x), model(x))
+        # A stateful layer trains too (PyTorch needs the step to copy states).
+        stateful = keras.Sequential(
+            [
+                keras.Input((6, x.shape[-1]), batch_size=3),
+                layer_class(UNITS, stateful=True, return_sequences=True, **kwargs),
+                keras.layers.Dense(1),
+            ]
+        )
+        stateful.compile(optimizer="adam", loss="mse")
+        history = stateful.fit(
+            x, np.ones((3, 6, 1), "float32"), batch_size=3, epochs=2, shuffle=False, verbose=0
+        )
+        assert np.all(np.isfinite(history.history["loss"]))
 
 
 def smoke_highway():
