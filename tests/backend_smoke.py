@@ -9,6 +9,7 @@ failed.
 import os
 import sys
 import tempfile
+import time
 import traceback
 
 import keras
@@ -28,13 +29,14 @@ FAILED = []
 
 def check(name):
     def run(function):
+        start = time.perf_counter()
         try:
             function()
         except Exception:  # report every failure, then fail the process
             FAILED.append(name)
             print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
         else:
-            print(f"OK {name}", flush=True)
+            print(f"OK {name} ({time.perf_counter() - start:.1f} s)", flush=True)
         return function
 
     return run
@@ -86,6 +88,9 @@ def smoke_rnn(case_id, layer_class, cell_class, kwargs, train=True):
         close(layer(x), unfused(x))
         close(layer(x, mask=mask), unfused(x, mask=mask))
 
+    if not train:  # a second configuration of a class checked in full
+        return
+
     @check(f"{case_id} go_backwards, unroll")
     def _():
         backwards = copy_of(layer, lambda: make_layer(go_backwards=True), x)
@@ -121,9 +126,6 @@ def smoke_rnn(case_id, layer_class, cell_class, kwargs, train=True):
         dropped = copy_of(layer, lambda: make_layer(dropout=0.3, recurrent_dropout=0.3, seed=1), x)
         close(dropped(x), layer(x))
         assert not np.allclose(numpy(dropped(x, training=True))[0], numpy(layer(x))[0], atol=1e-3)
-
-    if not train:  # a second configuration of a class already trained
-        return
 
     @check(f"{case_id} fit step (with dropout, and stateful), get_config round trip, .keras round trip")
     def _():

@@ -896,7 +896,6 @@ def test_highway_regularizers_constraints_and_initializers():
     for w in layer.weights:
         assert np.all(as_numpy(w.value) >= 0), w.path
     # Default initial transform bias is -2: a fresh stack starts near the identity.
-    assert np.all(as_numpy(kg.Highway()(x)) is not None)
     fresh = kg.Highway()
     fresh(x)
     np.testing.assert_allclose(as_numpy(fresh.transform_bias.value), -2.0)
