@@ -6,7 +6,7 @@ sequence, and the target is the sum of their two values. A model must keep
 the first value over many steps while ignoring the rest. Predicting the mean
 gives an MSE of about 1/6 (0.167); a model that solved the task is near 0.
 
-    python examples/quickstart.py            # the full run, about 2-3 minutes on 2 cores
+    python examples/quickstart.py            # the full run: about 70 s of CPU time, under 3 minutes on 2 cores
     python examples/quickstart.py --quick    # a tiny smoke run
 
 It prints one row per model: parameters, test MSE, accuracy (the share of
