@@ -16,6 +16,7 @@ loop and then loops over `recurrent_step` only. Both paths run the same
 """
 
 import inspect
+import numbers
 import re
 
 import keras
@@ -46,20 +47,28 @@ GATE_NAMES = {
 
 
 def check_units(units, name="units"):
-    """Raises a ValueError unless `units` is a positive integer."""
-    if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
+    """Raises a ValueError unless `units` is a positive integer.
+
+    NumPy integers (e.g. from a hyperparameter grid) are accepted and
+    returned as a Python int, so that configs stay JSON-serializable.
+    """
+    if (
+        isinstance(units, bool)
+        or not isinstance(units, numbers.Integral)
+        or units <= 0
+    ):
         raise ValueError(
             f"`{name}` must be a positive integer, the width of the layer's "
             f"state. Received: {name}={units!r}"
         )
-    return units
+    return int(units)
 
 
 def check_rate(rate, name):
     """Raises a ValueError unless `rate` is a float in [0, 1)."""
     if (
         isinstance(rate, bool)
-        or not isinstance(rate, (int, float))
+        or not isinstance(rate, numbers.Real)
         or not 0.0 <= rate < 1.0
     ):
         raise ValueError(
@@ -256,6 +265,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         return {**super().get_config(), **config}
 
     def _check_peepholes(self, peepholes):
+        received = peepholes
         if peepholes is None:
             peepholes = self.default_peepholes
         if isinstance(peepholes, bool):
@@ -271,7 +281,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             allowed = tuple(self.peephole_choices) or "none"
             raise ValueError(
                 f"Unknown or repeated peephole gate in `peepholes`: "
-                f"{peepholes!r}. {self.__class__.__name__} accepts a subset of "
+                f"{received!r}. {self.__class__.__name__} accepts a subset of "
                 f"the gate letters {allowed} (e.g. peepholes={tuple(self.peephole_choices)!r})."
             )
         # Canonical order, so that weights are always created i, f, o.
@@ -513,6 +523,12 @@ class GatedRNN(keras.layers.RNN):
                 f"(batch, timesteps, features); received shape "
                 f"{tuple(sequences_shape)}."
             )
+        if sequences_shape[-1] is None:
+            raise ValueError(
+                f"{self.__class__.__name__} needs a known feature width, the "
+                "last axis of its input (batch, timesteps, features); "
+                f"received shape {tuple(sequences_shape)}."
+            )
         super().build(sequences_shape, initial_state_shape)
         self.input_spec = InputSpec(ndim=3, axes={-1: sequences_shape[-1]})
 
@@ -524,7 +540,14 @@ class GatedRNN(keras.layers.RNN):
         cell = self.cell
         projected = cell.project_inputs(cell.drop_inputs(sequences, training))
 
+        copy_states = keras.backend.backend() == "torch" and self.stateful
+
         def step(projected_t, states):
+            if copy_states:
+                # As keras.layers.RNN: the stateful layer assigns the final
+                # states to its variables in place, which would corrupt the
+                # autograd graph of PyTorch unless the step works on copies.
+                states = tree.map_structure(ops.copy, states)
             output, new_states = cell.recurrent_step(projected_t, states, training)
             return output, list(new_states)
 
