@@ -1,0 +1,157 @@
+"""Float64 NumPy references for the blocks of keras-gated, written from SPEC.md.
+
+Every step function has the form
+
+    step(x, states, weights, **options) -> (output, new_states)
+
+where `x` is one time step (batch, D), `states` a list of (batch, H) arrays and
+`weights` a dict keyed by the weight names that SPEC.md gives (the names users
+port weights with). A weight that a configuration does not create (a peephole
+left out, `bias` with `use_bias=False`) is simply absent from the dict.
+
+`run_sequence(step, inputs, states, weights, **options)` runs any step over a
+(batch, T, D) sequence and returns all outputs and the final states.
+
+This module is independent of the library on purpose: it does not import
+keras_gated, so a shared mistake cannot hide. Other blocks add their own
+`<block>_step` functions here in the same form.
+"""
+
+import numpy as np
+
+
+def sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def legacy_hard_sigmoid(x):
+    """Keras 2's hard sigmoid: clip(0.2 x + 0.5, 0, 1)."""
+    return np.clip(0.2 * x + 0.5, 0.0, 1.0)
+
+
+def linear(x):
+    return x
+
+
+def softsign(x):
+    return x / (1.0 + np.abs(x))
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def gate_blocks(x, h, weights, num_blocks, recurrent_kernel="recurrent_kernel"):
+    """The k gate blocks W x + U h + b, split as LSTMCell splits i, f, c, o."""
+    z = x @ weights["kernel"]
+    if h is not None:
+        z = z + h @ weights[recurrent_kernel]
+    if "bias" in weights:
+        z = z + weights["bias"]
+    return np.split(z, num_blocks, axis=-1)
+
+
+def _peep(weights, name, c):
+    """p ⊙ c for a peephole that exists, else nothing."""
+    if name in weights:
+        return weights[name] * c
+    return 0.0
+
+
+# ---------------------------------------------------------------- PeepholeLSTM
+def peephole_lstm_step(
+    x, states, weights, recurrent_activation=sigmoid, activation=np.tanh
+):
+    """SPEC PeepholeLSTMCell: blocks i, f, c, o; o peeps at the new cell."""
+    h, c = states
+    zi, zf, zc, zo = gate_blocks(x, h, weights, 4)
+    i = recurrent_activation(zi + _peep(weights, "input_gate_peephole_weights", c))
+    f = recurrent_activation(zf + _peep(weights, "forget_gate_peephole_weights", c))
+    c_new = f * c + i * activation(zc)
+    o = recurrent_activation(
+        zo + _peep(weights, "output_gate_peephole_weights", c_new)
+    )
+    h_new = o * activation(c_new)
+    return h_new, [h_new, c_new]
+
+
+# ----------------------------------------------------------------- CoupledLSTM
+def coupled_lstm_step(
+    x, states, weights, recurrent_activation=sigmoid, activation=np.tanh
+):
+    """SPEC CoupledLSTMCell (CIFG): blocks f, c, o; the input gate is 1 - f."""
+    h, c = states
+    zf, zc, zo = gate_blocks(x, h, weights, 3)
+    f = recurrent_activation(zf + _peep(weights, "forget_gate_peephole_weights", c))
+    c_new = f * c + (1.0 - f) * activation(zc)
+    o = recurrent_activation(
+        zo + _peep(weights, "output_gate_peephole_weights", c_new)
+    )
+    h_new = o * activation(c_new)
+    return h_new, [h_new, c_new]
+
+
+# ------------------------------------------------------------------ UntiedLSTM
+def untied_lstm_step(
+    x, states, weights, recurrent_activation=sigmoid, activation=np.tanh
+):
+    """SPEC UntiedLSTMCell: kernel/bias blocks i, f, c, o, z; recurrent i, f, o, z."""
+    h, c = states
+    wx = x @ weights["kernel"]
+    if "bias" in weights:
+        wx = wx + weights["bias"]
+    xi, xf, xc, xo, xz = np.split(wx, 5, axis=-1)
+    hi, hf, ho, hz = np.split(h @ weights["recurrent_kernel"], 4, axis=-1)
+    i = recurrent_activation(xi + hi)
+    f = recurrent_activation(xf + hf)
+    o = recurrent_activation(xo + ho)
+    z = recurrent_activation(xz + hz)
+    g = activation(xc + (z * activation(c)) @ weights["untied_kernel"])
+    c_new = f * c + i * g
+    h_new = o * activation(c_new)
+    return h_new, [h_new, c_new]
+
+
+# --------------------------------------------------------------------- Highway
+def highway(x, weights, activation=relu, carry_gate="coupled", gate_activation=sigmoid):
+    """SPEC Highway: y = T ⊙ act(W_H x + b_H) + C ⊙ x, C = 1 - T or σ(W_C x + b_C)."""
+    h = x @ weights["kernel"]
+    if "bias" in weights:
+        h = h + weights["bias"]
+    t = gate_activation(x @ weights["transform_kernel"] + weights["transform_bias"])
+    if carry_gate == "coupled":
+        carry = 1.0 - t
+    elif carry_gate == "free":
+        carry = gate_activation(x @ weights["carry_kernel"] + weights["carry_bias"])
+    else:
+        raise ValueError(f"carry_gate must be 'coupled' or 'free', got {carry_gate!r}")
+    return t * activation(h) + carry * x
+
+
+# -------------------------------------------------------------------- sequences
+def run_sequence(step, inputs, states, weights, **options):
+    """Run `step` over inputs (batch, T, D); return outputs (batch, T, H), final states."""
+    outputs = []
+    for t in range(inputs.shape[1]):
+        output, states = step(inputs[:, t], states, weights, **options)
+        outputs.append(output)
+    return np.stack(outputs, axis=1), states
+
+
+def numerical_gradient(fn, array, eps=1e-6, indices=None):
+    """Central finite differences of the scalar `fn()` w.r.t. `array`, changed in place.
+
+    `indices` (flat) limits the entries checked; the others stay NaN.
+    """
+    grad = np.full(array.shape, np.nan)
+    flat = array.reshape(-1)  # a view: writing it perturbs `array`
+    flat_grad = grad.reshape(-1)
+    for k in range(flat.size) if indices is None else indices:
+        saved = flat[k]
+        flat[k] = saved + eps
+        up = fn()
+        flat[k] = saved - eps
+        down = fn()
+        flat[k] = saved
+        flat_grad[k] = (up - down) / (2 * eps)
+    return grad
