@@ -150,8 +150,8 @@ def test_stateful_layers_carry_the_same_state(fused, fast_calls):
         keras.utils.set_random_seed(2)
         layer = kg.PeepholeLSTM(UNITS, stateful=True, fused=path)
         layer.build((BATCH, STEPS, FEATURES))
-        first = layer(x)
-        second = layer(x)
+        first = layer(x, training=True)
+        second = layer(x, training=True)
         results[path] = (first.numpy(), second.numpy(), layer.states[1].numpy())
     assert bool(fast_calls) == fused
     assert not np.allclose(results[fused][0], results[fused][1])
@@ -175,9 +175,25 @@ def test_mixed_precision_falls_back_to_the_generic_path(fast_calls):
     x, _, _ = _data(masked=False)
     keras.mixed_precision.set_global_policy("mixed_float16")
     layer = kg.PeepholeLSTM(UNITS)
-    output = layer(x)
+    output = layer(x, training=True)
     assert output.dtype == "float16"
     assert not fast_calls
+
+
+def test_inference_calls_take_the_generic_loop_with_exact_gradients(fast_calls):
+    x, _, _ = _data(masked=False)
+    reference = kg.UntiedLSTM(UNITS, fused=False)
+    layer = kg.UntiedLSTM(UNITS)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    gradients = []
+    for candidate in (reference, layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(candidate(x, training=False) ** 2)
+        gradients.append(tape.gradient(loss, candidate.trainable_weights))
+    assert not fast_calls
+    _assert_same(gradients[0], gradients[1])
 
 
 @pytest.mark.skipif(not hasattr(kg, "DepthGatedLSTM"), reason="needs DepthGatedLSTM")
@@ -229,7 +245,7 @@ def test_benchmark_quick_run_writes_its_figures(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.rnn", "--quick", "--repeats", "1",
          "--warmup", "1", "--layers", "PeepholeLSTM,keras.LSTM",
-         "--json", str(path)],
+         "--memory", "none", "--json", str(path)],
         capture_output=True, text=True, cwd=REPO_ROOT,
         env=_subprocess_env(KERAS_BACKEND="tensorflow"), timeout=600,
     )
@@ -245,11 +261,23 @@ def test_benchmark_quick_run_writes_its_figures(tmp_path):
         for phase in ("train", "inference"):
             assert row[phase]["ms"] > 0 and row[phase]["gflops"] > 0
             assert len(row[phase]["samples_ms"]) == 1
-        assert row["memory"]["peak_rss_mb"] >= row["memory"]["training_mb"] > 0
+        assert "memory" not in row
     lstm = entry["rows"][1]
     assert lstm["train"]["vs_keras_lstm"] == pytest.approx(1.0)
     assert lstm["train"]["vs_torch_lstm"] is None
     assert "| PeepholeLSTM |" in result.stdout
+
+
+def test_benchmark_measures_peak_memory_in_a_fresh_process(monkeypatch):
+    monkeypatch.syspath_prepend(REPO_ROOT)
+    from benchmarks import rnn
+
+    memory = rnn.measure_memory("CoupledLSTM", (2, 3, 4, 5), "none")
+    assert memory["peak_rss_mb"] >= memory["baseline_rss_mb"] > 0
+    assert memory["training_mb"] == pytest.approx(
+        memory["peak_rss_mb"] - memory["baseline_rss_mb"]
+    )
+    assert memory["training_mb"] > 0
 
 
 def test_benchmark_rejects_a_malformed_shape():

@@ -22,16 +22,23 @@ when none does (the layer then runs its generic path).
 from keras import backend
 
 
-def fast_loop_supported(layer):
-    """Whether `layer` can run a backend-specific fast path right now."""
-    if backend.backend() != "tensorflow":
+def fast_loop_supported(layer, training):
+    """Whether `layer` can run a backend-specific fast path for this call.
+
+    The TensorFlow path pays in the backward pass; its forward loop keeps
+    what the backward loop needs and measured slower than the generic loop
+    for inference, so calls with `training=False` (predict, evaluate) take
+    the generic path. Their gradients, if someone takes them, are still
+    exact: TensorFlow differentiates the generic loop itself.
+    """
+    if backend.backend() != "tensorflow" or not training:
         return False
     return bool(getattr(layer.cell, "deferred_recurrent_product", False))
 
 
 def fast_loop(layer, projected, initial_state, mask, training):
     """Runs the layer's time loop on a backend-specific fast path, or returns None."""
-    if not fast_loop_supported(layer):
+    if not fast_loop_supported(layer, training):
         return None
     from keras_gated._fast import tensorflow as tf_fast
 
