@@ -318,7 +318,11 @@ def _memory_child(name, shape, jit):
                       "peak_reset_after_imports": reset}))
 
 
-def run(shapes, names, repeats, warmup, jit, memory, log=print):
+def _log(message):
+    print(message, flush=True)
+
+
+def run(shapes, names, repeats, warmup, jit, memory, log=_log):
     import keras
 
     backend = keras.backend.backend()

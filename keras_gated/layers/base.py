@@ -469,6 +469,14 @@ class GatedRNN(keras.layers.RNN):
     input projection of all time steps as one matrix product before the
     loop (`fused=True`, the default); `fused=False` runs the cell step by
     step exactly as `keras.layers.RNN` does.
+
+    On the TensorFlow backend, training calls of a layer whose cell defers
+    its recurrent product (`GatedCell.deferred_recurrent_product`) run the
+    custom-gradient loop of `keras_gated._fast.tensorflow`, which computes
+    the recurrent weight gradient with one large product after the backward
+    loop. The layer falls back by itself to the generic loop above on other
+    backends, for `training=False` calls, under a mixed-precision policy and
+    for cells that do not defer their product (`docs/benchmarks.md`).
     """
 
     cell_class = None
