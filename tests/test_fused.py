@@ -24,9 +24,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
 TOLERANCE = 2e-5
 
-LAYERS = [kg.PeepholeLSTM, kg.CoupledLSTM, kg.UntiedLSTM]
-if hasattr(kg, "DepthGatedLSTM"):
-    LAYERS.append(kg.DepthGatedLSTM)
+# DepthGatedLSTM with its default num_layers=1: the stack takes the generic path.
+LAYERS = [kg.PeepholeLSTM, kg.CoupledLSTM, kg.UntiedLSTM, kg.DepthGatedLSTM]
 
 OPTIONS = {
     "plain": {},
@@ -196,16 +195,27 @@ def test_inference_calls_take_the_generic_loop_with_exact_gradients(fast_calls):
     _assert_same(gradients[0], gradients[1])
 
 
-@pytest.mark.skipif(not hasattr(kg, "DepthGatedLSTM"), reason="needs DepthGatedLSTM")
-def test_depth_gated_stack_takes_the_generic_path(fast_calls):
+@pytest.mark.parametrize(
+    "layer_class, options",
+    [(kg.DepthGatedLSTM, {"num_layers": 2}), (kg.GridLSTM, {"depth": 2})],
+    ids=["DepthGatedLSTM-stack", "GridLSTM"],
+)
+def test_multi_product_steps_take_the_generic_path(layer_class, options, fast_calls):
     x, _, _ = _data(masked=False)
-    reference = kg.DepthGatedLSTM(UNITS, num_layers=2, fused=False)
-    layer = kg.DepthGatedLSTM(UNITS, num_layers=2)
+    reference = layer_class(UNITS, fused=False, **options)
+    layer = layer_class(UNITS, **options)
     reference.build(x.shape)
     layer.build(x.shape)
     layer.set_weights(reference.get_weights())
-    np.testing.assert_allclose(layer(x), reference(x), atol=TOLERANCE)
+    gradients = []
+    for candidate in (reference, layer):
+        with tf.GradientTape() as tape:
+            output = candidate(x, training=True)
+            loss = tf.reduce_sum(output**2)
+        gradients.append(tape.gradient(loss, candidate.trainable_weights))
     assert not fast_calls
+    np.testing.assert_allclose(layer(x), reference(x), atol=TOLERANCE)
+    _assert_same(gradients[0], gradients[1])
 
 
 def _subprocess_env(**extra):
