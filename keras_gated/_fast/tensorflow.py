@@ -32,14 +32,21 @@ exactly, so this path gives the numbers of the cell path.
 import tensorflow as tf
 
 
-def _scan(step, sequences, carry, length, num_outputs, reverse=False, unroll=False):
+def _scan(
+    step, sequences, carry, length, num_outputs, reverse=False, unroll=False,
+    unstacked=(),
+):
     """Loops `step` over the leading axis of `sequences`.
 
     `step(t, items, carry) -> (outputs, carry)`, with `items` the slices of
     `sequences` at step t. Returns the per-step outputs stacked along a new
     leading axis (index t holds step t, whatever the order of the loop) and
-    the final carry. `unroll=True` writes the loop out in Python (needs a
-    static length); otherwise it is one `tf.while_loop`.
+    the final carry. Outputs whose index is in `unstacked` come back as the
+    loop's per-step store instead (a `tf.TensorArray`, or a list when
+    unrolled), which another `_scan` takes as a sequence without the copies
+    of stacking and unstacking; a TensorArray frees each step once read.
+    `unroll=True` writes the loop out in Python (needs a static length);
+    otherwise it is one `tf.while_loop`.
     """
     if unroll:
         collected = [[None] * length for _ in range(num_outputs)]
@@ -48,15 +55,18 @@ def _scan(step, sequences, carry, length, num_outputs, reverse=False, unroll=Fal
             outputs, carry = step(t, [s[t] for s in sequences], carry)
             for slot, value in zip(collected, outputs):
                 slot[t] = value
-        return [tf.stack(slot) for slot in collected], carry
+        return [
+            slot if i in unstacked else tf.stack(slot)
+            for i, slot in enumerate(collected)
+        ], carry
 
     inputs_ta = [
-        tf.TensorArray(s.dtype, size=length, clear_after_read=False).unstack(s)
+        s if isinstance(s, tf.TensorArray)
+        else tf.TensorArray(s.dtype, size=length).unstack(s)
         for s in sequences
     ]
-    outputs_ta = [
-        tf.TensorArray(sequences[0].dtype, size=length) for _ in range(num_outputs)
-    ]
+    dtype = carry[0].dtype
+    outputs_ta = [tf.TensorArray(dtype, size=length) for _ in range(num_outputs)]
 
     def body(i, carry, outputs_ta):
         t = length - 1 - i if reverse else i
@@ -71,7 +81,9 @@ def _scan(step, sequences, carry, length, num_outputs, reverse=False, unroll=Fal
         maximum_iterations=length,
         swap_memory=True,
     )
-    return [ta.stack() for ta in outputs_ta], carry
+    return [
+        ta if i in unstacked else ta.stack() for i, ta in enumerate(outputs_ta)
+    ], carry
 
 
 def fused_rnn(
@@ -119,6 +131,19 @@ def fused_rnn(
             raise ValueError("unroll=True needs a known number of time steps.")
         length = tf.shape(time_major)[0]
     num_states = len(initial_state)
+    units = recurrent_kernel.shape[0]
+    # The step adds U h_{t-1} to the leading kernel-gate blocks of its
+    # projected input; the loop adds it there itself (zero columns for the
+    # blocks without a recurrent term and for any extra projected columns),
+    # so that one stored pre-activation z_t serves the backward loop, and
+    # hands the step a zero recurrent product.
+    recurrent_blocks = [
+        cell.kernel_gates.index(gate) for gate in cell.recurrent_gates
+    ]
+    width = time_major.shape[-1]
+    padded_kernel, recurrent_columns = _padded_kernel(
+        recurrent_kernel, recurrent_blocks, len(cell.kernel_gates), units, width
+    )
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
 
@@ -142,17 +167,23 @@ def fused_rnn(
     def loop(time_major, recurrent_kernel, *states):
         states = list(states)
         zero_output = tf.zeros_like(states[0])
+        zero_product = tf.zeros(
+            [tf.shape(states[0])[0], recurrent_kernel.shape[1]], states[0].dtype
+        )
 
         def forward_step(t, items, carry):
             p_t = items[0]
             mask_t = items[1] if step_mask is not None else None
             states, prev_output = carry[:num_states], carry[num_states]
-            r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
-            output, new_states = masked_step(p_t, r_t, mask_t, states, prev_output)
-            return [output, r_t] + list(states), list(new_states) + [output]
+            z_t = p_t + tf.matmul(recurrent_input(states[0]), padded_kernel)
+            output, new_states = masked_step(
+                z_t, zero_product, mask_t, states, prev_output
+            )
+            return [output, z_t] + list(states), list(new_states) + [output]
 
-        # Step inputs are stored for the backward loop: r_t and the states
-        # each step starts from; the outputs (for the masked-output rule).
+        # Kept for the backward loop: the pre-activations z_t (as the loop's
+        # own per-step store, freed step by step as the backward loop reads
+        # it), the states each step starts from and the outputs.
         stacked, carry = _scan(
             forward_step,
             sequences,
@@ -160,8 +191,9 @@ def fused_rnn(
             length,
             num_outputs=2 + num_states,
             unroll=unroll,
+            unstacked=(1,),
         )
-        outputs, recurrent_products = stacked[0], stacked[1]
+        outputs, preactivations = stacked[0], stacked[1]
         states_in = stacked[2:]
         final_states = carry[:num_states]
 
@@ -176,21 +208,21 @@ def fused_rnn(
                 prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
 
             def backward_step(t, items, carry):
-                p_t, r_t, d_out_t = items[0], items[1], items[2]
-                states_t = items[3 : 3 + num_states]
-                rest = items[3 + num_states :]
+                z_t, d_out_t = items[0], items[1]
+                states_t = items[2 : 2 + num_states]
+                rest = items[2 + num_states :]
                 mask_t = rest.pop(0) if step_mask is not None else None
                 prev_output = rest.pop(0) if carries_output else zero_output
                 d_states_t = carry[:num_states]
                 d_prev = carry[num_states]
                 d_vars = carry[num_states + 1 :]
-                watched = [p_t, r_t] + list(states_t) + (
+                watched = [z_t] + list(states_t) + (
                     [prev_output] if carries_output else []
                 )
                 with tf.GradientTape() as tape:
                     tape.watch(watched)
                     output, new_states = masked_step(
-                        p_t, r_t, mask_t, states_t, prev_output
+                        z_t, zero_product, mask_t, states_t, prev_output
                     )
                 grads = tape.gradient(
                     [output] + list(new_states),
@@ -198,39 +230,42 @@ def fused_rnn(
                     output_gradients=[d_out_t + d_prev] + list(d_states_t),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
-                d_p, d_r = grads[0], grads[1]
-                d_states_prev = list(grads[2 : 2 + num_states])
-                position = 2 + num_states
+                d_z = grads[0]
+                d_states_prev = list(grads[1 : 1 + num_states])
+                position = 1 + num_states
                 if carries_output:
                     d_prev = grads[position]
                     position += 1
                 else:
                     d_prev = tf.zeros_like(d_prev)
                 d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
-                d_h = tf.matmul(d_r, recurrent_kernel, transpose_b=True)
+                d_h = tf.matmul(d_z, padded_kernel, transpose_b=True)
                 if recurrent_mask is not None:
                     d_h = d_h * recurrent_mask
                 d_states_prev[0] = d_states_prev[0] + d_h
-                return [d_p, d_r], d_states_prev + [d_prev] + d_vars
+                return [d_z], d_states_prev + [d_prev] + d_vars
 
-            items = [time_major, recurrent_products, d_outputs] + list(states_in)
+            items = [preactivations, d_outputs] + list(states_in)
             if step_mask is not None:
                 items.append(step_mask)
             if carries_output:
                 items.append(prev_outputs)
-            (d_projected, d_recurrent), carry = _scan(
+            (d_projected,), carry = _scan(
                 backward_step,
                 items,
                 d_states + [tf.zeros_like(zero_output)]
                 + [tf.zeros_like(v) for v in variables],
                 length,
-                num_outputs=2,
+                num_outputs=1,
                 reverse=True,
                 unroll=unroll,
             )
             d_initial_states = carry[:num_states]
             d_variables = carry[num_states + 1 :]
-            units = recurrent_kernel.shape[0]
+            d_recurrent = (
+                d_projected if recurrent_columns is None
+                else tf.gather(d_projected, recurrent_columns, axis=2)
+            )
             h_in = recurrent_input(states_in[0])
             d_kernel = tf.matmul(
                 tf.reshape(h_in, [-1, units]),
@@ -249,6 +284,26 @@ def fused_rnn(
     else:
         outputs = last_output[:, None, :]
     return last_output, outputs, new_states
+
+
+def _padded_kernel(recurrent_kernel, recurrent_blocks, num_blocks, units, width):
+    """U with its blocks at their places among `width` projected columns.
+
+    Returns the padded kernel and the columns of the projected input that
+    hold recurrent blocks (None when they are all of them, in order).
+    """
+    if recurrent_blocks == list(range(num_blocks)) and width == num_blocks * units:
+        return recurrent_kernel, None
+    zeros = tf.zeros([units, units], recurrent_kernel.dtype)
+    pieces = [zeros] * num_blocks
+    for position, block in enumerate(recurrent_blocks):
+        pieces[block] = recurrent_kernel[:, position * units : (position + 1) * units]
+    if width > num_blocks * units:
+        pieces.append(tf.zeros([units, width - num_blocks * units], zeros.dtype))
+    columns = [
+        block * units + j for block in recurrent_blocks for j in range(units)
+    ]
+    return tf.concat(pieces, axis=1), tf.constant(columns, tf.int32)
 
 
 def _zeros_if_none(gradient, like):
