@@ -15,6 +15,7 @@ loop and then loops over `recurrent_step` only. Both paths run the same
 `recurrent_step`, so they compute the same numbers.
 """
 
+import contextlib
 import inspect
 import numbers
 import re
@@ -162,6 +163,12 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     recurrent_gates = "ifco"
     peephole_choices = ""
     default_peepholes = ""
+    # True when `gated_step` reaches `recurrent_kernel` only through
+    # `recurrent_product` (via `gate_inputs`): the TensorFlow fast path
+    # (`keras_gated._fast.tensorflow`) then hands it the product precomputed
+    # and differentiates the rest of the step on its own. A cell that uses
+    # `recurrent_kernel` any other way must leave this False.
+    deferred_recurrent_product = False
 
     def __init__(
         self,
@@ -359,10 +366,31 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             projected = projected + self.bias
         return projected
 
+    def recurrent_product(self, h_tm1):
+        """`U h_{t-1}`, the one recurrent matrix product of a step.
+
+        Inside `given_recurrent_product(r)` it returns `r` instead: the fast
+        path computes the product itself, so that it can take its gradient
+        with one large product after the loop.
+        """
+        given = getattr(self, "_given_recurrent_product", None)
+        if given is not None:
+            return given
+        return ops.matmul(h_tm1, self.recurrent_kernel)
+
+    @contextlib.contextmanager
+    def given_recurrent_product(self, recurrent):
+        """Makes `recurrent_product` return `recurrent` within the block."""
+        self._given_recurrent_product = recurrent
+        try:
+            yield
+        finally:
+            self._given_recurrent_product = None
+
     def gate_inputs(self, projected, h_tm1):
         """Adds `U h_{t-1}` to the projected inputs; returns {gate: pre-activation}."""
         k = len(self.kernel_gates)
-        recurrent = ops.matmul(h_tm1, self.recurrent_kernel)
+        recurrent = self.recurrent_product(h_tm1)
         if self.recurrent_gates == self.kernel_gates:
             return dict(
                 zip(self.kernel_gates, ops.split(projected + recurrent, k, axis=-1))
@@ -451,6 +479,14 @@ class GatedRNN(keras.layers.RNN):
     input projection of all time steps as one matrix product before the
     loop (`fused=True`, the default); `fused=False` runs the cell step by
     step exactly as `keras.layers.RNN` does.
+
+    On the TensorFlow backend, training calls of a layer whose cell defers
+    its recurrent product (`GatedCell.deferred_recurrent_product`) run the
+    custom-gradient loop of `keras_gated._fast.tensorflow`, which computes
+    the recurrent weight gradient with one large product after the backward
+    loop. The layer falls back by itself to the generic loop above on other
+    backends, for `training=False` calls, under a mixed-precision policy and
+    for cells that do not defer their product (`docs/benchmarks.md`).
     """
 
     cell_class = None
@@ -539,6 +575,15 @@ class GatedRNN(keras.layers.RNN):
             return super().inner_loop(sequences, initial_state, mask, training)
         cell = self.cell
         projected = cell.project_inputs(cell.drop_inputs(sequences, training))
+        initial_state = (
+            list(initial_state) if tree.is_nested(initial_state) else [initial_state]
+        )
+        if self._fast_path_applies():
+            from keras_gated import _fast
+
+            result = _fast.fast_loop(self, projected, initial_state, mask, training)
+            if result is not None:
+                return result
 
         copy_states = keras.backend.backend() == "torch" and self.stateful
 
@@ -554,13 +599,27 @@ class GatedRNN(keras.layers.RNN):
         return keras_backend.rnn(
             step,
             projected,
-            list(initial_state) if tree.is_nested(initial_state) else [initial_state],
+            initial_state,
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
             input_length=sequences.shape[1],
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
+        )
+
+    def _fast_path_applies(self):
+        """Whether the backend-specific fast path may run this layer.
+
+        It needs a cell that defers its recurrent product (see
+        `GatedCell.deferred_recurrent_product`) and float weights used in
+        their own dtype: under a mixed-precision policy the generic path
+        runs, which casts the weights step by step as Keras does.
+        """
+        cell = self.cell
+        return (
+            getattr(cell, "deferred_recurrent_product", False)
+            and cell.compute_dtype == cell.variable_dtype
         )
 
     def call(self, sequences, initial_state=None, mask=None, training=False):

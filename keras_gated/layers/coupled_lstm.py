@@ -44,6 +44,7 @@ class CoupledLSTMCell(GatedCell):
     recurrent_gates = "fco"
     peephole_choices = "fo"
     default_peepholes = ""
+    deferred_recurrent_product = True
 
     def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]

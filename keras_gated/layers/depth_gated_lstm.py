@@ -126,6 +126,13 @@ class DepthGatedLSTMCell(StackedGatedCell):
             "use_peepholes": bool(self.peepholes),
         }
 
+    @property
+    def deferred_recurrent_product(self):
+        """One layer reaches `recurrent_kernel` only through `gate_inputs`,
+        so the TensorFlow fast path applies; in a stack the upper layers run
+        their own products inside the step, so it does not."""
+        return self.num_layers == 1
+
     def _stack(self):
         """The one-layer cells, bottom first (the cell itself when N = 1)."""
         return [self] if self.num_layers == 1 else self.layer_cells

@@ -52,6 +52,7 @@ class PeepholeLSTMCell(GatedCell):
     recurrent_gates = "ifco"
     peephole_choices = "ifo"
     default_peepholes = "ifo"
+    deferred_recurrent_product = True
 
     def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]

@@ -46,6 +46,7 @@ class UntiedLSTMCell(GatedCell):
 
     kernel_gates = "ifcoz"
     recurrent_gates = "ifoz"
+    deferred_recurrent_product = True
 
     def __init__(
         self,

@@ -1,0 +1,1 @@
+"""Benchmarks of keras-gated: `python -m benchmarks.rnn`."""

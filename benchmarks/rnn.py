@@ -1,0 +1,517 @@
+"""Speed and memory of the recurrent layers of keras-gated against Keras and PyTorch.
+
+    python -m benchmarks.rnn                      # both reference shapes
+    python -m benchmarks.rnn --quick --json out.json
+    KERAS_BACKEND=jax python -m benchmarks.rnn --layers PeepholeLSTM,keras.LSTM
+
+For every implementation and shape (batch, steps, inputs, units) it times,
+in one process, a training step (SGD, forward and backward through the
+layer with `return_sequences=True` and a mean-squared-error loss on all
+outputs, with the train function compiled the same way for every Keras
+layer) and an inference forward. Warm-up calls are excluded; the figures
+are medians over `--repeats` rounds, and every round runs each
+implementation once in turn, so that drift of a shared machine affects all
+alike. The method is described in `docs/benchmarks.md`.
+
+Peak memory is measured per implementation in a fresh subprocess (the peak
+resident set of a process only grows, so one process cannot attribute it).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+REFERENCE_SHAPES = ((32, 100, 128, 256), (128, 50, 256, 512))
+QUICK_SHAPES = ((4, 6, 8, 16),)
+GRID_DEPTH = 2
+
+
+# -- multiply-adds of each cell's equations -----------------------------------
+#
+# Each function returns the multiply-adds of the matrix products of one
+# forward pass over a (batch, steps, inputs=D, units=H) sequence. The
+# element-wise work (gate non-linearities, peepholes, the cell update) is
+# O(H) per unit against the O((D + H) H) of the products and is left out, as
+# is customary. A training step counts 3x the forward: the backward pass runs
+# two products of the same size for each forward one (the gradient with
+# respect to the product's input and with respect to its weight).
+
+
+def lstm_macs(batch, steps, inputs, units):
+    """LSTM (keras.layers.LSTM, torch.nn.LSTM, PeepholeLSTM): 4 blocks, W x and U h."""
+    return batch * steps * 4 * units * (inputs + units)
+
+
+def coupled_macs(batch, steps, inputs, units):
+    """CoupledLSTM (CIFG): 3 blocks f, c, o."""
+    return batch * steps * 3 * units * (inputs + units)
+
+
+def gru_macs(batch, steps, inputs, units):
+    """GRU: 3 blocks z, r, h, each with W x and U h."""
+    return batch * steps * 3 * units * (inputs + units)
+
+
+def untied_macs(batch, steps, inputs, units):
+    """UntiedLSTM: W x for 5 blocks, U h for 4, and M (z ⊙ φ(c)) (H x H)."""
+    return batch * steps * (5 * units * inputs + 4 * units * units + units * units)
+
+
+def depth_gated_macs(batch, steps, inputs, units, num_layers=1):
+    """DepthGatedLSTM: per layer W x for 5 blocks (i, f, c, o, d), U h for 4.
+
+    The first layer reads the D-wide input, and projects it to width H for
+    its depth connection when D != H; the layers above read width H.
+    """
+    first = 5 * units * inputs + 4 * units * units
+    if inputs != units:
+        first += inputs * units
+    above = 5 * units * units + 4 * units * units
+    return batch * steps * (first + (num_layers - 1) * above)
+
+
+def grid_macs(batch, steps, inputs, units, depth=GRID_DEPTH):
+    """GridLSTM (LSTM along time and depth): x P, then per level two 2H x 4H products."""
+    return batch * steps * (inputs * units + depth * 2 * (2 * units) * (4 * units))
+
+
+# -- implementations ------------------------------------------------------------
+
+
+def _keras_gated():
+    import keras_gated
+
+    return keras_gated
+
+
+def _package_layer(class_name, **kwargs):
+    def make(units):
+        cls = getattr(_keras_gated(), class_name, None)
+        if cls is None:
+            return None
+        return cls(units, return_sequences=True, **kwargs)
+
+    return make
+
+
+def _keras_layer(class_name):
+    def make(units):
+        import keras
+
+        return getattr(keras.layers, class_name)(units, return_sequences=True)
+
+    return make
+
+
+# name -> (kind, factory, macs function, depth levels, in default set)
+IMPLEMENTATIONS = {
+    "PeepholeLSTM": ("keras", _package_layer("PeepholeLSTM"), lstm_macs, 1, True),
+    "CoupledLSTM": ("keras", _package_layer("CoupledLSTM"), coupled_macs, 1, True),
+    "UntiedLSTM": ("keras", _package_layer("UntiedLSTM"), untied_macs, 1, True),
+    "DepthGatedLSTM": (
+        "keras", _package_layer("DepthGatedLSTM"), depth_gated_macs, 1, True
+    ),
+    "GridLSTM": (
+        "keras",
+        _package_layer("GridLSTM", depth=GRID_DEPTH),
+        grid_macs,
+        GRID_DEPTH,
+        True,
+    ),
+    "keras.LSTM": ("keras", _keras_layer("LSTM"), lstm_macs, 1, True),
+    "keras.GRU": ("keras", _keras_layer("GRU"), gru_macs, 1, True),
+    "torch.LSTM": ("torch", None, lstm_macs, 1, True),
+    # Not in the default set: the generic cell-by-cell path, for comparison.
+    "PeepholeLSTM(fused=False)": (
+        "keras", _package_layer("PeepholeLSTM", fused=False), lstm_macs, 1, False
+    ),
+}
+
+
+def _available(name):
+    kind, factory, _, _, _ = IMPLEMENTATIONS[name]
+    if kind == "torch":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            return False
+        return True
+    if name.split("(")[0] in ("DepthGatedLSTM", "GridLSTM"):
+        return hasattr(_keras_gated(), name.split("(")[0])
+    return True
+
+
+def _seeded_data(shape):
+    import numpy as np
+
+    batch, steps, inputs, units = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, steps, inputs)).astype("float32")
+    y = rng.standard_normal((batch, steps, units)).astype("float32") * 0.1
+    return x, y
+
+
+def jit_mode(requested):
+    """The `jit_compile` used for every Keras model, and its description."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        return True, "jax.jit (XLA), as Keras always compiles on JAX"
+    if backend == "torch":
+        return False, "eager PyTorch (Keras's default on the torch backend)"
+    if requested == "xla":
+        return True, "tf.function with XLA (jit_compile=True)"
+    return False, "tf.function graph, no XLA (Keras's default on CPU)"
+
+
+def build_runner(name, shape, jit_compile):
+    """Returns (train_step, inference) callables for one implementation."""
+    kind, factory, _, _, _ = IMPLEMENTATIONS[name]
+    batch, steps, inputs, units = shape
+    x, y = _seeded_data(shape)
+    if kind == "torch":
+        import torch
+
+        torch.manual_seed(0)
+        lstm = torch.nn.LSTM(inputs, units, batch_first=True)
+        optimizer = torch.optim.SGD(lstm.parameters(), lr=1e-3)
+        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+
+        def train_step():
+            optimizer.zero_grad()
+            outputs, _ = lstm(tx)
+            loss = torch.nn.functional.mse_loss(outputs, ty)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        def inference():
+            with torch.no_grad():
+                outputs, _ = lstm(tx)
+            return outputs
+
+        return train_step, inference
+
+    import keras
+
+    keras.utils.set_random_seed(0)
+    layer = factory(units)
+    sequence = keras.Input(batch_shape=(batch, steps, inputs))
+    model = keras.Model(sequence, layer(sequence))
+    model.compile(
+        optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit_compile
+    )
+
+    def train_step():
+        return model.train_on_batch(x, y)
+
+    def inference():
+        return model.predict_on_batch(x)
+
+    return train_step, inference
+
+
+def gemm_rate(shape, repeats):
+    """GFLOP/s of one (batch*steps, H) x (H, 4H) product on the active backend."""
+    import numpy as np
+    from keras import ops
+
+    batch, steps, inputs, units = shape
+    rng = np.random.default_rng(1)
+    a = ops.convert_to_tensor(
+        rng.standard_normal((batch * steps, units)).astype("float32")
+    )
+    b = ops.convert_to_tensor(
+        rng.standard_normal((units, 4 * units)).astype("float32")
+    )
+
+    def product():
+        # Reading one element waits for the whole product on async backends.
+        return float(ops.convert_to_numpy(ops.matmul(a, b)[0, 0]))
+
+    for _ in range(2):
+        product()
+    times = []
+    for _ in range(max(repeats, 3)):
+        start = time.perf_counter()
+        product()
+        times.append(time.perf_counter() - start)
+    flops = 2.0 * batch * steps * units * 4 * units
+    return flops / statistics.median(times) / 1e9
+
+
+def _timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def measure_memory(name, shape, jit):
+    """Peak resident memory of a fresh process that trains `name` at `shape`."""
+    command = [
+        sys.executable, "-m", "benchmarks.rnn", "--_memory-child", name,
+        "--shapes", "x".join(map(str, shape)), "--jit", jit,
+    ]
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=root, timeout=900
+    )
+    for line in result.stdout.splitlines()[::-1]:
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(
+        f"memory measurement of {name} failed:\n{result.stderr[-2000:]}"
+    )
+
+
+def _status_mb(field):
+    """A memory figure of this process from /proc/self/status, in MiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def _reset_peak():
+    """Restarts the peak-RSS count (Linux >= 4.0), so import spikes do not count."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _memory_child(name, shape, jit):
+    """Runs in the subprocess: baseline after imports and data, then peak."""
+    import keras  # noqa: F401
+
+    if IMPLEMENTATIONS[name][0] == "torch":
+        import torch
+
+        torch.set_num_threads(2)
+    _seeded_data(shape)
+    reset = _reset_peak()
+    baseline = _status_mb("VmRSS")
+    train_step, inference = build_runner(name, shape, jit_mode(jit)[0])
+    for _ in range(3):
+        train_step()
+    inference()
+    if reset:
+        peak = _status_mb("VmHWM")
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"peak_rss_mb": peak, "baseline_rss_mb": baseline,
+                      "training_mb": peak - baseline,
+                      "peak_reset_after_imports": reset}))
+
+
+def _log(message):
+    print(message, flush=True)
+
+
+def run(shapes, names, repeats, warmup, jit, memory, log=_log):
+    import keras
+
+    backend = keras.backend.backend()
+    jit_compile, jit_description = jit_mode(jit)
+    if any(IMPLEMENTATIONS[n][0] == "torch" for n in names):
+        import torch
+
+        torch.set_num_threads(2)
+    results = {
+        "backend": backend,
+        "compilation": jit_description,
+        "machine": machine_description(),
+        "shapes": [],
+    }
+    for shape in shapes:
+        log(f"shape (batch, steps, inputs, units) = {shape}")
+        runners = {}
+        for name in names:
+            start = time.perf_counter()
+            runners[name] = build_runner(name, shape, jit_compile)
+            for _ in range(warmup):
+                runners[name][0]()
+                runners[name][1]()
+            log(f"  built and warmed {name} in {time.perf_counter() - start:.1f} s")
+        times = {name: {"train": [], "inference": []} for name in names}
+        for phase, index in (("train", 0), ("inference", 1)):
+            for _ in range(repeats):
+                for name in names:
+                    times[name][phase].append(_timed(runners[name][index]))
+        gemm = gemm_rate(shape, repeats)
+        rows = []
+        for name in names:
+            _, _, macs, levels, _ = IMPLEMENTATIONS[name]
+            forward_flops = 2.0 * macs(*shape)
+            row = {"name": name, "levels": levels}
+            for phase, multiple in (("train", 3), ("inference", 1)):
+                seconds = statistics.median(times[name][phase])
+                gflops = multiple * forward_flops / seconds / 1e9
+                row[phase] = {
+                    "ms": 1000 * seconds,
+                    "samples_ms": [1000 * t for t in times[name][phase]],
+                    "gflops": gflops,
+                    "gemm_fraction": gflops / gemm,
+                }
+            rows.append(row)
+        for row in rows:
+            for phase in ("train", "inference"):
+                for reference, key in (("keras.LSTM", "vs_keras_lstm"),
+                                       ("torch.LSTM", "vs_torch_lstm")):
+                    other = next((r for r in rows if r["name"] == reference), None)
+                    row[phase][key] = (
+                        row[phase]["ms"] / other[phase]["ms"] if other else None
+                    )
+        if memory == "subprocess":
+            for row in rows:
+                log(f"  memory of {row['name']} ...")
+                row["memory"] = measure_memory(row["name"], shape, jit)
+            lstm = next((r for r in rows if r["name"] == "keras.LSTM"), None)
+            for row in rows:
+                row["memory"]["vs_keras_lstm"] = (
+                    row["memory"]["training_mb"] / lstm["memory"]["training_mb"]
+                    if lstm else None
+                )
+        results["shapes"].append(
+            {"shape": dict(zip(("batch", "steps", "inputs", "units"), shape)),
+             "gemm_gflops": gemm, "rows": rows}
+        )
+        log(format_table(results["shapes"][-1]))
+    return results
+
+
+def machine_description():
+    import keras
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    versions = {"keras": keras.__version__, "python": platform.python_version()}
+    for module in ("tensorflow", "jax", "torch"):
+        if module in sys.modules:
+            versions[module] = sys.modules[module].__version__
+    return {"cpu": model, "cores": os.cpu_count(), "versions": versions}
+
+
+def _ratio(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def format_table(entry):
+    shape = entry["shape"]
+    lines = [
+        "",
+        f"(batch, steps, inputs, units) = ({shape['batch']}, {shape['steps']}, "
+        f"{shape['inputs']}, {shape['units']}); GEMM rate "
+        f"{entry['gemm_gflops']:.0f} GFLOP/s",
+        "",
+        "| layer | train ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
+        "| infer ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
+        "| peak MB | train MB | mem vs keras LSTM |",
+        "|---|" + "---:|" * 13,
+    ]
+    for row in entry["rows"]:
+        cells = [row["name"] if row["levels"] == 1
+                 else f"{row['name']} ({row['levels']} levels)"]
+        for phase in ("train", "inference"):
+            p = row[phase]
+            cells += [f"{p['ms']:.1f}", _ratio(p["vs_keras_lstm"]),
+                      _ratio(p["vs_torch_lstm"]), f"{p['gflops']:.1f}",
+                      f"{100 * p['gemm_fraction']:.0f}%"]
+        memory = row.get("memory")
+        if memory:
+            cells += [f"{memory['peak_rss_mb']:.0f}",
+                      f"{memory['training_mb']:.0f}",
+                      _ratio(memory["vs_keras_lstm"])]
+        else:
+            cells += ["-", "-", "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _parse_shapes(text):
+    shapes = []
+    for item in text.split(","):
+        parts = item.lower().split("x")
+        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(
+                f"--shapes takes BATCHxSTEPSxINPUTSxUNITS items separated by "
+                f"commas, e.g. 32x100x128x256; received {item!r}"
+            )
+        shapes.append(tuple(int(p) for p in parts))
+    return shapes
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.rnn", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--shapes", type=_parse_shapes, default=None,
+                        help="BATCHxSTEPSxINPUTSxUNITS[,...]; default: "
+                        "32x100x128x256,128x50x256x512")
+    parser.add_argument("--layers", default=None,
+                        help="comma-separated names among: "
+                        + ", ".join(IMPLEMENTATIONS))
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed rounds per phase (default 7, quick 2)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed calls of each function first (default 2)")
+    parser.add_argument("--jit", choices=("none", "xla"), default="none",
+                        help="TensorFlow: compile the train functions without "
+                        "(default) or with XLA; ignored on JAX and torch")
+    parser.add_argument("--memory", choices=("subprocess", "none"),
+                        default="subprocess",
+                        help="measure peak memory, one subprocess per layer")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes and 2 repeats: a smoke test")
+    parser.add_argument("--json", metavar="PATH", help="write the figures here")
+    parser.add_argument("--_memory-child", dest="memory_child",
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.memory_child:
+        _memory_child(args.memory_child, args.shapes[0], args.jit)
+        return 0
+
+    shapes = args.shapes or (QUICK_SHAPES if args.quick else REFERENCE_SHAPES)
+    repeats = args.repeats or (2 if args.quick else 7)
+    if args.layers:
+        names = [n.strip() for n in args.layers.split(",") if n.strip()]
+        unknown = [n for n in names if n not in IMPLEMENTATIONS]
+        if unknown:
+            parser.error(f"unknown --layers {unknown}; choose among "
+                         f"{list(IMPLEMENTATIONS)}")
+    else:
+        names = [n for n, spec in IMPLEMENTATIONS.items() if spec[4]]
+    names = [n for n in names if _available(n)]
+    if args.warmup < 1:
+        parser.error("--warmup must be at least 1: the first call compiles")
+    results = run(shapes, names, repeats, args.warmup, args.jit, args.memory)
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(results, out, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

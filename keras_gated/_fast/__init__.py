@@ -1,0 +1,55 @@
+"""Backend-specific fast paths of the recurrent layers.
+
+The layers of `keras_gated` run everywhere through `GatedRNN.inner_loop`,
+which uses `keras.ops` only: the input projection of all time steps is one
+matrix product before the loop, and each step runs `cell.recurrent_step`
+(one fused `h_{t-1} @ recurrent_kernel` product). That generic path is what
+JAX and PyTorch run.
+
+This sub-package holds what only pays on one backend. It is imported lazily,
+so that a JAX or PyTorch user never imports TensorFlow:
+
+* `keras_gated._fast.tensorflow.fused_rnn`: a time loop under
+  `tf.custom_gradient` that stores the per-step recurrent products, runs the
+  backward loop over the cheap element-wise part of the step only, and
+  computes the weight gradient `dU = H^T dZ` with one large product after
+  the loop (see `docs/benchmarks.md` for the measurements behind it).
+
+`fast_loop(layer, ...)` picks the fast path that applies, or returns `None`
+when none does (the layer then runs its generic path).
+"""
+
+from keras import backend
+
+
+def fast_loop_supported(layer, training):
+    """Whether `layer` can run a backend-specific fast path for this call.
+
+    The TensorFlow path pays in the backward pass; its forward loop keeps
+    what the backward loop needs and measured slower than the generic loop
+    for inference, so calls with `training=False` (predict, evaluate) take
+    the generic path. Their gradients, if someone takes them, are still
+    exact: TensorFlow differentiates the generic loop itself.
+    """
+    if backend.backend() != "tensorflow" or not training:
+        return False
+    return bool(getattr(layer.cell, "deferred_recurrent_product", False))
+
+
+def fast_loop(layer, projected, initial_state, mask, training):
+    """Runs the layer's time loop on a backend-specific fast path, or returns None."""
+    if not fast_loop_supported(layer, training):
+        return None
+    from keras_gated._fast import tensorflow as tf_fast
+
+    return tf_fast.fused_rnn(
+        layer.cell,
+        projected,
+        initial_state,
+        mask=mask,
+        training=training,
+        go_backwards=layer.go_backwards,
+        zero_output_for_mask=layer.zero_output_for_mask,
+        return_all_outputs=layer.return_sequences,
+        unroll=layer.unroll,
+    )

@@ -1,0 +1,310 @@
+"""TensorFlow fast path: a time loop with a hand-written backward pass.
+
+Why: TensorFlow differentiates a `tf.while_loop` step by step. Each backward
+step then computes its own share of the recurrent weight gradient,
+`h_{t-1}^T dz_t`, a product whose inner dimension is only the batch size,
+and the loop pushes and pops every intermediate of the step on stacks.
+
+What this module does instead, for a cell whose step reaches
+`recurrent_kernel` only through `GatedCell.recurrent_product`
+(`deferred_recurrent_product = True`):
+
+* forward loop: `r_t = (h_{t-1} ⊙ mask_rd) U` (one fused product for all
+  gate blocks), then the rest of the step (`cell.recurrent_step` with `r_t`
+  given, so no matrix product of `U` there); the loop keeps `r_t` and the
+  states it starts from;
+* backward loop: for each step, the vector-Jacobian product of that
+  element-wise rest (recomputed under a `tf.GradientTape`, cheap) gives
+  `dz_t` and the gradients of the states and of the cell's small weights
+  (peepholes, the untied kernel); `dh_{t-1}` gets `dz_t U^T`;
+* after the loop: `dU = H^T dZ` with `H` and `dZ` the stacked `h_{t-1}` and
+  `dz_t` of all steps: one large product instead of T thin ones. The
+  gradient of the projected inputs `dZ` leaves the loop as one tensor, so
+  `dW = X^T dZ` is one large product too (done by TensorFlow's own
+  gradient of `cell.project_inputs`).
+
+Masking, `go_backwards`, recurrent dropout (masks drawn by the layer before
+the loop, as `keras.layers.RNN` does), `zero_output_for_mask`, initial and
+stateful states and `unroll` follow `keras.src.backend.tensorflow.rnn`
+exactly, so this path gives the numbers of the cell path.
+"""
+
+import tensorflow as tf
+
+
+def _scan(
+    step, sequences, carry, length, num_outputs, reverse=False, unroll=False,
+    unstacked=(),
+):
+    """Loops `step` over the leading axis of `sequences`.
+
+    `step(t, items, carry) -> (outputs, carry)`, with `items` the slices of
+    `sequences` at step t. Returns the per-step outputs stacked along a new
+    leading axis (index t holds step t, whatever the order of the loop) and
+    the final carry. Outputs whose index is in `unstacked` come back as the
+    loop's per-step store instead (a `tf.TensorArray`, or a list when
+    unrolled), which another `_scan` takes as a sequence without the copies
+    of stacking and unstacking; a TensorArray frees each step once read.
+    `unroll=True` writes the loop out in Python (needs a static length);
+    otherwise it is one `tf.while_loop`.
+    """
+    if unroll:
+        collected = [[None] * length for _ in range(num_outputs)]
+        order = range(length - 1, -1, -1) if reverse else range(length)
+        for t in order:
+            outputs, carry = step(t, [s[t] for s in sequences], carry)
+            for slot, value in zip(collected, outputs):
+                slot[t] = value
+        return [
+            slot if i in unstacked else tf.stack(slot)
+            for i, slot in enumerate(collected)
+        ], carry
+
+    inputs_ta = [
+        s if isinstance(s, tf.TensorArray)
+        else tf.TensorArray(s.dtype, size=length).unstack(s)
+        for s in sequences
+    ]
+    dtype = carry[0].dtype
+    outputs_ta = [tf.TensorArray(dtype, size=length) for _ in range(num_outputs)]
+
+    def body(i, carry, outputs_ta):
+        t = length - 1 - i if reverse else i
+        outputs, carry = step(t, [ta.read(t) for ta in inputs_ta], carry)
+        outputs_ta = [ta.write(t, v) for ta, v in zip(outputs_ta, outputs)]
+        return i + 1, carry, outputs_ta
+
+    _, carry, outputs_ta = tf.while_loop(
+        lambda i, *_: i < length,
+        body,
+        (tf.constant(0), carry, outputs_ta),
+        maximum_iterations=length,
+        swap_memory=True,
+    )
+    return [
+        ta if i in unstacked else ta.stack() for i, ta in enumerate(outputs_ta)
+    ], carry
+
+
+def fused_rnn(
+    cell,
+    projected,
+    initial_state,
+    mask=None,
+    training=False,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    return_all_outputs=True,
+    unroll=False,
+):
+    """Runs `cell` over the projected inputs; same contract as `keras.src.backend.rnn`.
+
+    Args:
+        cell: A built `GatedCell` with `deferred_recurrent_product = True`.
+        projected: `cell.project_inputs(inputs)`, shape (batch, time, kH).
+        initial_state: List of state tensors, `h` first.
+        mask: Optional boolean (batch, time) mask.
+
+    Returns:
+        `(last_output, outputs, new_states)`, where `outputs` is
+        (batch, time, H) if `return_all_outputs`, else (batch, 1, H).
+    """
+    projected = tf.convert_to_tensor(projected)
+    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+    recurrent_mask = None
+    if training and cell.recurrent_dropout > 0:
+        recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
+    step_mask = None
+    if mask is not None:
+        mask = tf.convert_to_tensor(mask)
+        if len(mask.shape) == 3:
+            mask = mask[..., 0]
+        step_mask = tf.transpose(tf.cast(mask, tf.bool))[..., None]  # (T, B, 1)
+    time_major = tf.transpose(projected, [1, 0, 2])
+    if go_backwards:
+        time_major = tf.reverse(time_major, [0])
+        if step_mask is not None:
+            step_mask = tf.reverse(step_mask, [0])
+    length = time_major.shape[0]
+    if length is None:
+        if unroll:
+            raise ValueError("unroll=True needs a known number of time steps.")
+        length = tf.shape(time_major)[0]
+    num_states = len(initial_state)
+    units = recurrent_kernel.shape[0]
+    # The step adds U h_{t-1} to the leading kernel-gate blocks of its
+    # projected input; the loop adds it there itself (zero columns for the
+    # blocks without a recurrent term and for any extra projected columns),
+    # so that one stored pre-activation z_t serves the backward loop, and
+    # hands the step a zero recurrent product.
+    recurrent_blocks = [
+        cell.kernel_gates.index(gate) for gate in cell.recurrent_gates
+    ]
+    width = time_major.shape[-1]
+    padded_kernel, recurrent_columns = _padded_kernel(
+        recurrent_kernel, recurrent_blocks, len(cell.kernel_gates), units, width
+    )
+    # prev_output is only part of the step when masked steps repeat it.
+    carries_output = step_mask is not None and not zero_output_for_mask
+
+    def masked_step(p_t, r_t, mask_t, states, prev_output):
+        """The step after the recurrent product, with Keras's masking rules."""
+        with cell.given_recurrent_product(r_t):
+            output, new_states = cell.recurrent_step(p_t, list(states), training)
+        new_states = list(new_states)
+        if mask_t is not None:
+            fallback = prev_output if carries_output else tf.zeros_like(output)
+            output = tf.where(mask_t, output, fallback)
+            new_states = [tf.where(mask_t, n, s) for n, s in zip(new_states, states)]
+        return output, new_states
+
+    def recurrent_input(h_tm1):
+        return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
+
+    sequences = [time_major] + ([step_mask] if step_mask is not None else [])
+
+    @tf.custom_gradient
+    def loop(time_major, recurrent_kernel, *states):
+        states = list(states)
+        zero_output = tf.zeros_like(states[0])
+        zero_product = tf.zeros(
+            [tf.shape(states[0])[0], recurrent_kernel.shape[1]], states[0].dtype
+        )
+
+        def forward_step(t, items, carry):
+            p_t = items[0]
+            mask_t = items[1] if step_mask is not None else None
+            states, prev_output = carry[:num_states], carry[num_states]
+            z_t = p_t + tf.matmul(recurrent_input(states[0]), padded_kernel)
+            output, new_states = masked_step(
+                z_t, zero_product, mask_t, states, prev_output
+            )
+            return [output, z_t] + list(states), list(new_states) + [output]
+
+        # Kept for the backward loop: the pre-activations z_t (as the loop's
+        # own per-step store, freed step by step as the backward loop reads
+        # it), the states each step starts from and the outputs.
+        stacked, carry = _scan(
+            forward_step,
+            sequences,
+            list(states) + [zero_output],
+            length,
+            num_outputs=2 + num_states,
+            unroll=unroll,
+            unstacked=(1,),
+        )
+        outputs, preactivations = stacked[0], stacked[1]
+        states_in = stacked[2:]
+        final_states = carry[:num_states]
+
+        def grad(d_outputs, *d_final_states, variables=None):
+            variables = list(variables or [])
+            d_outputs = _zeros_if_none(d_outputs, outputs)
+            d_states = [
+                _zeros_if_none(d, s) for d, s in zip(d_final_states, final_states)
+            ]
+            prev_outputs = None
+            if carries_output:
+                prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
+
+            def backward_step(t, items, carry):
+                z_t, d_out_t = items[0], items[1]
+                states_t = items[2 : 2 + num_states]
+                rest = items[2 + num_states :]
+                mask_t = rest.pop(0) if step_mask is not None else None
+                prev_output = rest.pop(0) if carries_output else zero_output
+                d_states_t = carry[:num_states]
+                d_prev = carry[num_states]
+                d_vars = carry[num_states + 1 :]
+                watched = [z_t] + list(states_t) + (
+                    [prev_output] if carries_output else []
+                )
+                with tf.GradientTape() as tape:
+                    tape.watch(watched)
+                    output, new_states = masked_step(
+                        z_t, zero_product, mask_t, states_t, prev_output
+                    )
+                grads = tape.gradient(
+                    [output] + list(new_states),
+                    watched + variables,
+                    output_gradients=[d_out_t + d_prev] + list(d_states_t),
+                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
+                )
+                d_z = grads[0]
+                d_states_prev = list(grads[1 : 1 + num_states])
+                position = 1 + num_states
+                if carries_output:
+                    d_prev = grads[position]
+                    position += 1
+                else:
+                    d_prev = tf.zeros_like(d_prev)
+                d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
+                d_h = tf.matmul(d_z, padded_kernel, transpose_b=True)
+                if recurrent_mask is not None:
+                    d_h = d_h * recurrent_mask
+                d_states_prev[0] = d_states_prev[0] + d_h
+                return [d_z], d_states_prev + [d_prev] + d_vars
+
+            items = [preactivations, d_outputs] + list(states_in)
+            if step_mask is not None:
+                items.append(step_mask)
+            if carries_output:
+                items.append(prev_outputs)
+            (d_projected,), carry = _scan(
+                backward_step,
+                items,
+                d_states + [tf.zeros_like(zero_output)]
+                + [tf.zeros_like(v) for v in variables],
+                length,
+                num_outputs=1,
+                reverse=True,
+                unroll=unroll,
+            )
+            d_initial_states = carry[:num_states]
+            d_variables = carry[num_states + 1 :]
+            d_recurrent = (
+                d_projected if recurrent_columns is None
+                else tf.gather(d_projected, recurrent_columns, axis=2)
+            )
+            h_in = recurrent_input(states_in[0])
+            d_kernel = tf.matmul(
+                tf.reshape(h_in, [-1, units]),
+                tf.reshape(d_recurrent, [-1, recurrent_kernel.shape[1]]),
+                transpose_a=True,
+            )
+            return [d_projected, d_kernel] + list(d_initial_states), d_variables
+
+        return [outputs] + list(final_states), grad
+
+    results = loop(time_major, recurrent_kernel, *initial_state)
+    outputs, new_states = results[0], list(results[1:])
+    last_output = outputs[-1]
+    if return_all_outputs:
+        outputs = tf.transpose(outputs, [1, 0, 2])
+    else:
+        outputs = last_output[:, None, :]
+    return last_output, outputs, new_states
+
+
+def _padded_kernel(recurrent_kernel, recurrent_blocks, num_blocks, units, width):
+    """U with its blocks at their places among `width` projected columns.
+
+    Returns the padded kernel and the columns of the projected input that
+    hold recurrent blocks (None when they are all of them, in order).
+    """
+    if recurrent_blocks == list(range(num_blocks)) and width == num_blocks * units:
+        return recurrent_kernel, None
+    zeros = tf.zeros([units, units], recurrent_kernel.dtype)
+    pieces = [zeros] * num_blocks
+    for position, block in enumerate(recurrent_blocks):
+        pieces[block] = recurrent_kernel[:, position * units : (position + 1) * units]
+    if width > num_blocks * units:
+        pieces.append(tf.zeros([units, width - num_blocks * units], zeros.dtype))
+    columns = [
+        block * units + j for block in recurrent_blocks for j in range(units)
+    ]
+    return tf.concat(pieces, axis=1), tf.constant(columns, tf.int32)
+
+
+def _zeros_if_none(gradient, like):
+    return tf.zeros_like(like) if gradient is None else gradient

@@ -1,0 +1,300 @@
+"""The fast paths give the numbers of the cell path; the benchmark runs.
+
+`fused=False` runs the cell step by step inside `keras.layers.RNN`'s loop
+(the reference); `fused=True` (the default) runs the hoisted input
+projection and, on TensorFlow, the custom-gradient loop of
+`keras_gated._fast.tensorflow`. Values and gradients must agree to float32
+round-off for every option that has a fast path.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gated as kg
+from keras_gated._fast import tensorflow as tf_fast
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BATCH, STEPS, FEATURES, UNITS = 3, 5, 4, 6
+TOLERANCE = 2e-5
+
+# DepthGatedLSTM with its default num_layers=1: the stack takes the generic path.
+LAYERS = [kg.PeepholeLSTM, kg.CoupledLSTM, kg.UntiedLSTM, kg.DepthGatedLSTM]
+
+OPTIONS = {
+    "plain": {},
+    "go_backwards": {"go_backwards": True},
+    "dropout": {"dropout": 0.3, "recurrent_dropout": 0.4, "seed": 7},
+    "zero_output_for_mask": {"zero_output_for_mask": True},
+    "unroll": {"unroll": True, "go_backwards": True},
+    "last_output_only": {"return_sequences": False},
+}
+
+
+@pytest.fixture
+def fast_calls(monkeypatch):
+    """Counts the calls of the TensorFlow fast loop."""
+    calls = []
+    original = tf_fast.fused_rnn
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(tf_fast, "fused_rnn", counting)
+    return calls
+
+
+def _data(masked=True):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
+    mask = np.ones((BATCH, STEPS), bool)
+    if masked:
+        mask[0, 3:] = False  # right padding
+        mask[1, :2] = False  # left padding: the output repeats, then starts
+        mask[2, 2] = False  # a hole
+    initial = [
+        rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(2)
+    ]
+    return x, mask, initial
+
+
+def _run(layer_class, fused, options, initial_state=None, graph=False, masked=True):
+    """Output tensors and gradients (of the weights, inputs and initial state)."""
+    x, mask, initial = _data(masked)
+    options = {"return_sequences": True, **options}
+    layer = layer_class(UNITS, fused=fused, return_state=True, **options)
+    layer.build((BATCH, STEPS, FEATURES))
+    rng = np.random.default_rng(1)
+    for weight in layer.weights:
+        weight.assign(0.5 * rng.normal(size=weight.shape).astype("float32"))
+    x = tf.constant(x)
+    states = [tf.constant(s) for s in initial] if initial_state else None
+
+    def forward_backward(x, states):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            if states is not None:
+                tape.watch(states)
+            outputs = layer(
+                x,
+                initial_state=states,
+                mask=tf.constant(mask) if masked else None,
+                training=True,
+            )
+            loss = sum(
+                tf.reduce_sum(o * np.linspace(0.5, 1.5, o.shape[-1])) for o in outputs
+            )
+        sources = list(layer.trainable_weights) + [x] + (states or [])
+        return outputs, tape.gradient(loss, sources)
+
+    if graph:
+        forward_backward = tf.function(forward_backward)
+    keras.utils.set_random_seed(5)
+    outputs, gradients = forward_backward(x, states)
+    return [o.numpy() for o in outputs], [g.numpy() for g in gradients]
+
+
+def _assert_same(reference, candidate):
+    for expected, actual in zip(reference, candidate):
+        np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+@pytest.mark.parametrize("layer_class", LAYERS, ids=lambda c: c.__name__)
+def test_fast_path_matches_cell_path(layer_class, option, fast_calls):
+    options = OPTIONS[option]
+    initial_state = option in ("plain", "dropout")
+    reference = _run(layer_class, False, options, initial_state)
+    assert not fast_calls
+    fast = _run(layer_class, True, options, initial_state)
+    assert len(fast_calls) == 1, "the TensorFlow fast path did not run"
+    _assert_same(reference[0], fast[0])
+    _assert_same(reference[1], fast[1])
+    assert all(np.isfinite(g).all() for g in fast[1])
+    # Every weight, the inputs and the initial states get a gradient.
+    assert all(np.abs(g).max() > 0 for g in fast[1])
+
+
+@pytest.mark.parametrize("layer_class", [kg.PeepholeLSTM, kg.UntiedLSTM],
+                         ids=lambda c: c.__name__)
+def test_fast_path_matches_cell_path_in_a_compiled_function(layer_class, fast_calls):
+    options = {"dropout": 0.2, "recurrent_dropout": 0.3, "seed": 3}
+    reference = _run(layer_class, False, options, initial_state=True, graph=True)
+    fast = _run(layer_class, True, options, initial_state=True, graph=True)
+    assert fast_calls
+    _assert_same(reference[0], fast[0])
+    _assert_same(reference[1], fast[1])
+
+
+def test_fast_path_without_mask(fast_calls):
+    reference = _run(kg.CoupledLSTM, False, {"peepholes": "fo"}, masked=False)
+    fast = _run(kg.CoupledLSTM, True, {"peepholes": "fo"}, masked=False)
+    assert fast_calls and fast_calls[0]["mask"] is None
+    _assert_same(reference[0], fast[0])
+    _assert_same(reference[1], fast[1])
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_stateful_layers_carry_the_same_state(fused, fast_calls):
+    x, _, _ = _data()
+    results = {}
+    for path in (False, fused):
+        keras.utils.set_random_seed(2)
+        layer = kg.PeepholeLSTM(UNITS, stateful=True, fused=path)
+        layer.build((BATCH, STEPS, FEATURES))
+        first = layer(x, training=True)
+        second = layer(x, training=True)
+        results[path] = (first.numpy(), second.numpy(), layer.states[1].numpy())
+    assert bool(fast_calls) == fused
+    assert not np.allclose(results[fused][0], results[fused][1])
+    for expected, actual in zip(results[False], results[fused]):
+        np.testing.assert_allclose(actual, expected, atol=TOLERANCE)
+
+
+def test_model_trains_through_the_fast_path(fast_calls):
+    x, _, _ = _data(masked=False)
+    y = np.linspace(-1, 1, BATCH * UNITS).reshape(BATCH, UNITS).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((STEPS, FEATURES)), kg.UntiedLSTM(UNITS)]
+    )
+    model.compile(keras.optimizers.SGD(0.5), "mse")
+    losses = [model.train_on_batch(x, y) for _ in range(8)]
+    assert fast_calls
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_mixed_precision_falls_back_to_the_generic_path(fast_calls):
+    x, _, _ = _data(masked=False)
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    layer = kg.PeepholeLSTM(UNITS)
+    output = layer(x, training=True)
+    assert output.dtype == "float16"
+    assert not fast_calls
+
+
+def test_inference_calls_take_the_generic_loop_with_exact_gradients(fast_calls):
+    x, _, _ = _data(masked=False)
+    reference = kg.UntiedLSTM(UNITS, fused=False)
+    layer = kg.UntiedLSTM(UNITS)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    gradients = []
+    for candidate in (reference, layer):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(candidate(x, training=False) ** 2)
+        gradients.append(tape.gradient(loss, candidate.trainable_weights))
+    assert not fast_calls
+    _assert_same(gradients[0], gradients[1])
+
+
+@pytest.mark.parametrize(
+    "layer_class, options",
+    [(kg.DepthGatedLSTM, {"num_layers": 2}), (kg.GridLSTM, {"depth": 2})],
+    ids=["DepthGatedLSTM-stack", "GridLSTM"],
+)
+def test_multi_product_steps_take_the_generic_path(layer_class, options, fast_calls):
+    x, _, _ = _data(masked=False)
+    reference = layer_class(UNITS, fused=False, **options)
+    layer = layer_class(UNITS, **options)
+    reference.build(x.shape)
+    layer.build(x.shape)
+    layer.set_weights(reference.get_weights())
+    gradients = []
+    for candidate in (reference, layer):
+        with tf.GradientTape() as tape:
+            output = candidate(x, training=True)
+            loss = tf.reduce_sum(output**2)
+        gradients.append(tape.gradient(loss, candidate.trainable_weights))
+    assert not fast_calls
+    np.testing.assert_allclose(layer(x), reference(x), atol=TOLERANCE)
+    _assert_same(gradients[0], gradients[1])
+
+
+def _subprocess_env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.update(extra)
+    return env
+
+
+GENERIC_PATH_SCRIPT = """
+import numpy as np, keras, keras_gated as kg
+x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype("float32")
+mask = np.array([[1, 1, 1, 0], [0, 1, 1, 1]], bool)
+for cls in (kg.PeepholeLSTM, kg.UntiedLSTM):
+    a = cls(5, return_sequences=True, fused=False, go_backwards=True)
+    b = cls(5, return_sequences=True, go_backwards=True)
+    a.build(x.shape); b.build(x.shape); b.set_weights(a.get_weights())
+    np.testing.assert_allclose(np.asarray(b(x, mask=mask)),
+                               np.asarray(a(x, mask=mask)), atol=2e-5)
+print("generic path ok on", keras.backend.backend())
+"""
+
+
+def test_generic_path_runs_on_jax():
+    result = subprocess.run(
+        [sys.executable, "-c", GENERIC_PATH_SCRIPT],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env=_subprocess_env(KERAS_BACKEND="jax"), timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "generic path ok on jax" in result.stdout
+
+
+def test_benchmark_quick_run_writes_its_figures(tmp_path):
+    path = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rnn", "--quick", "--repeats", "1",
+         "--warmup", "1", "--layers", "PeepholeLSTM,keras.LSTM",
+         "--memory", "none", "--json", str(path)],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env=_subprocess_env(KERAS_BACKEND="tensorflow"), timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(path.read_text())
+    assert figures["backend"] == "tensorflow"
+    assert "tf.function" in figures["compilation"]
+    (entry,) = figures["shapes"]
+    assert entry["shape"] == {"batch": 4, "steps": 6, "inputs": 8, "units": 16}
+    assert entry["gemm_gflops"] > 0
+    assert [row["name"] for row in entry["rows"]] == ["PeepholeLSTM", "keras.LSTM"]
+    for row in entry["rows"]:
+        for phase in ("train", "inference"):
+            assert row[phase]["ms"] > 0 and row[phase]["gflops"] > 0
+            assert len(row[phase]["samples_ms"]) == 1
+        assert "memory" not in row
+    lstm = entry["rows"][1]
+    assert lstm["train"]["vs_keras_lstm"] == pytest.approx(1.0)
+    assert lstm["train"]["vs_torch_lstm"] is None
+    assert "| PeepholeLSTM |" in result.stdout
+
+
+def test_benchmark_measures_peak_memory_in_a_fresh_process(monkeypatch):
+    monkeypatch.syspath_prepend(REPO_ROOT)
+    from benchmarks import rnn
+
+    memory = rnn.measure_memory("CoupledLSTM", (2, 3, 4, 5), "none")
+    assert memory["peak_rss_mb"] >= memory["baseline_rss_mb"] > 0
+    assert memory["training_mb"] == pytest.approx(
+        memory["peak_rss_mb"] - memory["baseline_rss_mb"]
+    )
+    assert memory["training_mb"] > 0
+
+
+def test_benchmark_rejects_a_malformed_shape():
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rnn", "--shapes", "32x100x128"],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env=_subprocess_env(), timeout=120,
+    )
+    assert result.returncode == 2
+    assert "BATCHxSTEPSxINPUTSxUNITS" in result.stderr
