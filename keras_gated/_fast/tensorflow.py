@@ -149,8 +149,12 @@ def fused_rnn(
 
     def masked_step(p_t, r_t, mask_t, states, prev_output):
         """The step after the recurrent product, with Keras's masking rules."""
+        # training=False: the loop applies the recurrent dropout mask itself
+        # (recurrent_input) and hands the cell its product. Asking the cell
+        # for its mask here would draw a fresh one in the backward loop,
+        # which runs after keras.layers.RNN has reset the cached masks.
         with cell.given_recurrent_product(r_t):
-            output, new_states = cell.recurrent_step(p_t, list(states), training)
+            output, new_states = cell.recurrent_step(p_t, list(states), False)
         new_states = list(new_states)
         if mask_t is not None:
             fallback = prev_output if carries_output else tf.zeros_like(output)
