@@ -423,6 +423,15 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             return h_tm1
         return h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
 
+    def loop_weights(self):
+        """Context entered around a layer's time loop; a no-op by default.
+
+        A cell whose step reads parts of its weights (slices of a stacked
+        weight, say) can prepare them here once, so that inside the loop
+        they are loop invariants rather than per-step reads.
+        """
+        return contextlib.nullcontext()
+
     def gated_step(self, projected, states, training=False):
         """One step: returns `(output, new_states, gates)`.
 
@@ -585,6 +594,12 @@ class GatedRNN(keras.layers.RNN):
             if result is not None:
                 return result
 
+        with cell.loop_weights():
+            return self._generic_loop(projected, initial_state, mask, training)
+
+    def _generic_loop(self, projected, initial_state, mask, training):
+        """The fused loop in `keras.ops` terms: what JAX and PyTorch run."""
+        cell = self.cell
         copy_states = keras.backend.backend() == "torch" and self.stateful
 
         def step(projected_t, states):
@@ -603,7 +618,7 @@ class GatedRNN(keras.layers.RNN):
             go_backwards=self.go_backwards,
             mask=mask,
             unroll=self.unroll,
-            input_length=sequences.shape[1],
+            input_length=projected.shape[1],
             zero_output_for_mask=self.zero_output_for_mask,
             return_all_outputs=self.return_sequences,
         )

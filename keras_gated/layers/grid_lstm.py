@@ -1,5 +1,6 @@
 """Grid LSTM over time and depth (Kalchbrenner, Danihelka & Graves 2015, arXiv:1507.01526)."""
 
+import contextlib
 import itertools
 
 import keras
@@ -225,7 +226,31 @@ class GridLSTMCell(StackedGatedCell):
     def _level(self, weight, k):
         if weight is None or self.tied_weights:
             return weight
+        slices = getattr(self, "_level_slices", None)
+        if slices is not None:
+            return slices[id(weight)][k]
         return weight[k]
+
+    @contextlib.contextmanager
+    def loop_weights(self):
+        """Slices every level's weights once, before the layer's time loop.
+
+        A slice of a stacked (K, ...) weight taken inside a `tf.while_loop`
+        body makes every backward step build a dense gradient of the whole
+        stack; slices taken before the loop are loop invariants whose
+        gradients add up once.
+        """
+        if self.tied_weights:
+            yield
+            return
+        weights = (self.time_kernel, self.time_bias, self.depth_kernel, self.depth_bias)
+        self._level_slices = {
+            id(w): ops.unstack(w, num=self.depth, axis=0) for w in weights if w is not None
+        }
+        try:
+            yield
+        finally:
+            self._level_slices = None
 
     # -- computation -----------------------------------------------------
 
