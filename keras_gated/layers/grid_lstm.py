@@ -245,7 +245,7 @@ class GridLSTMCell(StackedGatedCell):
             return
         weights = (self.time_kernel, self.time_bias, self.depth_kernel, self.depth_bias)
         self._level_slices = {
-            id(w): ops.unstack(w, num=self.depth, axis=0) for w in weights if w is not None
+            id(w): [w[k] for k in range(self.depth)] for w in weights if w is not None
         }
         try:
             yield
