@@ -1,0 +1,61 @@
+"""Encoder features computed once and cached on disk.
+
+A frozen backbone maps the same image to the same features every epoch, so
+they are computed once and kept in `cache_dir` as `.npy` files. The file name
+is a hash of everything the features depend on: the backbone, where its
+weights came from (for a weights file, its path, size and modification
+time), the image size, and the images themselves (file paths with size and
+modification time, or the bytes of in-memory images). Change any of these
+and a new cache file is written; the old one is never reused by mistake.
+"""
+
+import hashlib
+import os
+
+import numpy as np
+
+
+def feature_cache_key(encoder, dataset, weights_source):
+    digest = hashlib.sha256()
+    digest.update(f"{encoder.backbone_name}|{encoder.image_size}|".encode())
+    digest.update(f"{encoder.coordinates}|{encoder.feature_dim}|".encode())
+    source = str(weights_source)
+    if os.path.isfile(source):
+        info = os.stat(source)
+        source = f"{os.path.abspath(source)}:{info.st_size}:{info.st_mtime_ns}"
+    digest.update(source.encode())
+    if dataset.sources is not None:
+        for path in dataset.sources:
+            info = os.stat(path)
+            digest.update(f"{os.path.abspath(path)}:{info.st_size}:{info.st_mtime_ns}\n".encode())
+    else:
+        digest.update(np.ascontiguousarray(dataset.images).tobytes())
+    return f"{encoder.backbone_name}-{encoder.image_size}-{digest.hexdigest()[:20]}"
+
+
+def cached_features(model, dataset, cache_dir, weights_source="none", batch_size=64):
+    """The encoder features of `dataset`'s images, from the cache if there.
+
+    Returns `(features, path, hit)`: the array `[N, L, F]`, the cache file
+    and whether it was read from the cache.
+    """
+    encoder = model.encoder
+    if not encoder.cacheable:
+        raise ValueError(
+            "Features can only be cached for a frozen keras.applications "
+            f"backbone; this encoder is {encoder.backbone_name!r} with "
+            f"fine_tune={encoder.fine_tune}."
+        )
+    os.makedirs(cache_dir, exist_ok=True)
+    path = os.path.join(
+        cache_dir, feature_cache_key(encoder, dataset, weights_source) + ".npy"
+    )
+    if os.path.isfile(path):
+        features = np.load(path)
+        if features.shape[0] == len(dataset):
+            return features, path, True
+    features = model.encode(dataset.images, batch_size=batch_size).astype(np.float32)
+    partial = path + ".partial.npy"
+    np.save(partial, features)
+    os.replace(partial, path)  # never leave a half-written cache behind
+    return features, path, False
