@@ -26,6 +26,9 @@ import inspect
 import keras
 from keras import ops
 
+# The backend's own time loop, as keras.layers.RNN and keras_gated's layers use.
+from keras.src import backend as keras_backend
+
 from keras_gated.tasks.captioning.data import END
 from keras_gated.tasks.captioning.data import PAD
 from keras_gated.tasks.captioning.data import START
@@ -334,21 +337,12 @@ class CaptionDecoder(keras.layers.Layer):
         """`W_a a_i`, computed once per image rather than once per step."""
         return self.feature_attention(features)
 
-    def step(self, tokens, states, features, projected, training=False):
-        """One decoding step.
+    def attend_and_update(self, embedded, states, features, projected, training=False):
+        """Attention, gated context and one cell update for embedded words.
 
-        Args:
-            tokens: int `[N]`, the previous words y_{t-1}.
-            states: `[h_{t-1}, *s_{t-1}]`.
-            features: `[N, L, F]`; projected: `[N, L, A]`.
-
-        Returns:
-            `(logits [N, V], new_states, attention [N, L])`.
+        Returns `(deep_output [N, E], new_states, attention [N, L])`.
         """
         hidden = states[0]
-        embedded = self.embedding(tokens)
-        if training and self.dropout:
-            embedded = self.output_dropout(embedded, training=training)
         scores = self.attention_score(
             ops.tanh(projected + self.hidden_attention(hidden)[:, None, :])
         )
@@ -362,23 +356,52 @@ class CaptionDecoder(keras.layers.Layer):
         )
         cell_states = keras.tree.flatten(cell_states)
         deep = self.deep_output(ops.concatenate([output, context, embedded], -1))
-        logits = self.logits(self.output_dropout(deep, training=training))
-        return logits, [output] + list(cell_states), attention
+        return deep, [output] + list(cell_states), attention
+
+    def step(self, tokens, states, features, projected):
+        """One inference step.
+
+        Args:
+            tokens: int `[N]`, the previous words y_{t-1}.
+            states: `[h_{t-1}, *s_{t-1}]`.
+            features: `[N, L, F]`; projected: `[N, L, A]`
+                (`project_features(features)`).
+
+        Returns:
+            `(logits [N, V], new_states, attention [N, L])`.
+        """
+        deep, states, attention = self.attend_and_update(
+            self.embedding(tokens), states, features, projected
+        )
+        return self.logits(deep), states, attention
 
     def call(self, features, tokens, training=False, return_attention=False):
-        """Teacher forcing over `tokens` `[B, T]` -> logits `[B, T, V]`."""
+        """Teacher forcing over `tokens` `[B, T]` -> logits `[B, T, V]`.
+
+        The time loop is the backend's own (`tf.while_loop`, `lax.scan`), so
+        the step is traced once, not once per word.
+        """
         states = self.initial_state(features)
         projected = self.project_features(features)
-        all_logits, all_attention = [], []
-        for t in range(tokens.shape[1]):
-            logits, states, attention = self.step(
-                tokens[:, t], states, features, projected, training=training
+        embedded = self.embedding(tokens)
+        if self.dropout:
+            embedded = self.output_dropout(embedded, training=training)
+        width = self.embedding_dim
+
+        def loop_step(embedded_t, loop_states):
+            deep, new_states, attention = self.attend_and_update(
+                embedded_t, loop_states, features, projected, training=training
             )
-            all_logits.append(logits)
-            all_attention.append(attention)
-        logits = ops.stack(all_logits, axis=1)
+            return ops.concatenate([deep, attention], axis=-1), new_states
+
+        _, outputs, _ = keras_backend.rnn(
+            loop_step, embedded, states, unroll=False,
+            input_length=tokens.shape[1],
+        )
+        deep, attention = outputs[..., :width], outputs[..., width:]
+        logits = self.logits(self.output_dropout(deep, training=training))
         if return_attention:
-            return logits, ops.stack(all_attention, axis=1)
+            return logits, attention
         return logits
 
     def get_config(self):
@@ -498,7 +521,8 @@ class ImageCaptioner(keras.Model):
 
         if features is None:
             features = self.encode(images, batch_size=batch_size)
-        max_length = int(max_length or self.max_length)
+        # The searches count the end token too.
+        max_length = int(max_length or self.max_length) + 1
         if method not in ("greedy", "beam"):
             raise ValueError(
                 f"`method` must be 'greedy' or 'beam'. Received: method={method!r}"

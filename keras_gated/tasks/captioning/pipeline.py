@@ -21,6 +21,7 @@ from keras_gated.tasks.captioning.data import Vocabulary
 from keras_gated.tasks.captioning.data import caption_pairs
 from keras_gated.tasks.captioning.data import load_dataset
 from keras_gated.tasks.captioning.data import read_image
+from keras_gated.tasks.captioning.data import tokenize
 from keras_gated.tasks.captioning.features import cached_features
 from keras_gated.tasks.captioning.model import ImageCaptioner
 from keras_gated.tasks.captioning.model import caption_loss
@@ -118,11 +119,15 @@ def build_model(config, vocabulary):
     )
 
 
-def compile_model(model, learning_rate=2e-3, clipnorm=5.0, optimizer=None):
+def compile_model(model, learning_rate=2e-3, clipnorm=5.0, optimizer=None,
+                  jit_compile=False):
     model.compile(
         optimizer=optimizer
         or keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
         loss=caption_loss(),
+        # XLA compiles the unrolled decoder loop far slower than it runs it
+        # on small captioning models; plain graphs start in seconds.
+        jit_compile=jit_compile,
     )
     return model
 
@@ -135,9 +140,12 @@ def prepare_data(config):
         seed=config.seed, limit=config.limit,
     )
     train, val, test = dataset.split(config.validation_split, config.test_split, config.seed)
-    vocabulary = Vocabulary.fit(
-        [c for refs in train.captions for c in refs], max_size=config.vocabulary_size
-    )
+    train_captions = [c for refs in train.captions for c in refs]
+    vocabulary = Vocabulary.fit(train_captions, max_size=config.vocabulary_size)
+    # Padding every caption to --max-length costs decoder steps for nothing
+    # when the captions are shorter.
+    longest = max(len(tokenize(c)) for c in train_captions)
+    config.max_length = min(int(config.max_length), longest)
     return dataset, (train, val, test), vocabulary
 
 
