@@ -1,0 +1,344 @@
+"""The generic `train`, `tune` and `evaluate` commands, for any `Task`.
+
+Files of a run, under `--output` (default `runs/TASK`):
+
+    runs/TASK/logs/<trial>/execution0/{train,validation}   TensorBoard scalars + HParams
+    runs/TASK/logs/train/...                               (`train` command)
+    runs/TASK/tuner/TASK/                                  KerasTuner oracle, trials, checkpoints
+    runs/TASK/best_model.keras                             the best model, self-contained
+    runs/TASK/results.json                                 trials, best, test metrics
+    runs/TASK/tuner-<KERASTUNER_TUNER_ID>.json             trials this process ran
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from keras_gated.tuning.hardware import STRATEGIES
+from keras_gated.tuning.tuners import TUNER_KINDS
+
+COMMANDS = ("train", "tune", "evaluate")
+
+
+def add_common_arguments(parser, task, command):
+    """The options every task shares, for `command` in COMMANDS."""
+    if command == "evaluate":
+        parser.add_argument(
+            "--model",
+            required=True,
+            help="Path of a model saved by `train` or `tune` (best_model.keras).",
+        )
+        parser.add_argument("--output", default=None, help="Write the results JSON here (optional).")
+        parser.add_argument("--batch-size", type=int, default=task.default_batch_size, help="Batch size.")
+        return
+    group = parser.add_argument_group("training")
+    group.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="NAME=VALUES",
+        help=(
+            "Fix or narrow a hyperparameter; repeatable. NAME=v fixes it, "
+            "NAME=v1,v2 narrows a choice, NAME=min:max[:step|:log] a range. "
+            "E.g. --hp cell=peephole,coupled --hp units=32:128. "
+            "`train` uses each hyperparameter's default (first value). "
+            "See --list-hp for the names and default ranges."
+        ),
+    )
+    group.add_argument(
+        "--list-hp",
+        action="store_true",
+        help="Print the search space (after --hp) and exit.",
+    )
+    group.add_argument(
+        "--epochs", type=int, default=task.default_epochs, help="Epochs per model (per trial)."
+    )
+    group.add_argument(
+        "--batch-size", type=int, default=task.default_batch_size, help="Global batch size."
+    )
+    group.add_argument("--seed", type=int, default=1, help="Random seed (data splits, weights, oracle).")
+    group.add_argument(
+        "--output",
+        default=None,
+        help=f"Run directory (default: runs/{task.name}): logs, tuner state, best model, results.",
+    )
+    group.add_argument(
+        "--verbose",
+        default="auto",
+        help="Keras progress output: auto, 0 (silent), 1 (progress bar) or 2 (one line per epoch).",
+    )
+    group.add_argument(
+        "--gate-monitor",
+        action="store_true",
+        help="Log gate activity and gradient flow to TensorBoard (keras_gated.callbacks.GateMonitor).",
+    )
+    hardware = parser.add_argument_group("hardware")
+    hardware.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="auto",
+        help=(
+            "Distribution: auto = TPU if found, else all GPUs mirrored if several, "
+            "else one device; JAX uses keras.distribution.DataParallel."
+        ),
+    )
+    hardware.add_argument("--tpu", default=None, help="TPU name or grpc:// address for TPUClusterResolver.")
+    hardware.add_argument(
+        "--mixed-precision",
+        action="store_true",
+        help="Compute in float16 (bfloat16 on TPU) with float32 weights.",
+    )
+    if command == "tune":
+        search = parser.add_argument_group("search")
+        search.add_argument("--tuner", choices=TUNER_KINDS, default="random", help="Search algorithm.")
+        search.add_argument("--max-trials", type=int, default=10, help="Trials (random, bayesian).")
+        search.add_argument(
+            "--max-epochs",
+            type=int,
+            default=None,
+            help="Hyperband: most epochs a model gets (default: --epochs).",
+        )
+        search.add_argument(
+            "--executions-per-trial", type=int, default=1, help="Fits per trial, objective averaged."
+        )
+        search.add_argument(
+            "--project-name", default=task.name, help="Name of the search; the same name resumes it."
+        )
+        search.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Start the search from scratch. Without it, the same command resumes.",
+        )
+
+
+def build_parser(task, command, prog="keras-gated"):
+    """The argparse parser of `keras-gated COMMAND TASK`."""
+    parser = argparse.ArgumentParser(
+        prog=f"{prog} {command} {task.name}",
+        description=task.description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_common_arguments(parser, task, command)
+    task.add_arguments(parser, command)
+    return parser
+
+
+def run(task, command, args):
+    """Runs `command` ("train", "tune", "evaluate") for `task`; returns a dict."""
+    if command == "evaluate":
+        results = task.evaluate_saved(args)
+        _print_json(results)
+        if args.output:
+            _write_json(args.output, results)
+        return results
+    import keras
+
+    from keras_gated.tuning.hardware import select_strategy
+    from keras_gated.tuning.hardware import set_mixed_precision
+
+    args.output = args.output or os.path.join("runs", task.name)
+    args.verbose = _verbosity(args.verbose)
+    os.makedirs(args.output, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    strategy = select_strategy(args.strategy, tpu=args.tpu)
+    set_mixed_precision(args.mixed_precision, strategy)
+    data = task.load_data(args)
+    hypermodel = task.hypermodel(args, data)
+    if args.list_hp:
+        print("\n".join(hypermodel.space.describe()))
+        return {}
+    if command == "train":
+        return _train(task, args, data, hypermodel, strategy)
+    return _tune(task, args, data, hypermodel, strategy)
+
+
+def _callbacks(task, args, data, log_dir):
+    from keras_gated.tuning.tuners import trial_callbacks
+
+    sample = task.monitor_sample(data) if args.gate_monitor else None
+    return trial_callbacks(log_dir, gate_monitor_sample=sample)
+
+
+def _train(task, args, data, hypermodel, strategy):
+    import keras_tuner
+
+    hp = keras_tuner.HyperParameters()
+    if strategy is not None:
+        with strategy.scope():
+            model = hypermodel.build(hp)
+    else:
+        model = hypermodel.build(hp)
+    values = dict(hp.values)
+    print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
+    log_dir = os.path.join(args.output, "logs", "train")
+    model.fit(
+        **task.fit_kwargs(args, data),
+        epochs=args.epochs,
+        callbacks=_callbacks(task, args, data, log_dir),
+        verbose=args.verbose,
+    )
+    metrics = task.evaluate(model, data, args)
+    model_path = os.path.join(args.output, "best_model.keras")
+    task.export(model, data, model_path, args)
+    results = {"task": task.name, "hyperparameters": values, **metrics, "model": model_path}
+    _write_json(os.path.join(args.output, "results.json"), results)
+    _print_json(results)
+    return results
+
+
+def _tune(task, args, data, hypermodel, strategy):
+    from keras_gated.tuning.tuners import completed_trials
+    from keras_gated.tuning.tuners import make_tuner
+
+    tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
+    distributed = "KERASTUNER_ORACLE_IP" in os.environ
+    is_chief = distributed and "chief" in tuner_id
+    tuner = make_tuner(
+        args.tuner,
+        hypermodel,
+        task.objective,
+        directory=os.path.join(args.output, "tuner"),
+        project_name=args.project_name,
+        max_trials=args.max_trials,
+        distribution_strategy=strategy,
+        overwrite=args.overwrite,
+        seed=args.seed,
+        executions_per_trial=args.executions_per_trial,
+        max_epochs=args.max_epochs or args.epochs,
+    )
+    model_path = os.path.join(args.output, "best_model.keras")
+    if not distributed:
+        tuner.trial_end_hooks.append(_export_best_so_far(task, data, args, model_path))
+    log_dir = os.path.join(args.output, "logs")
+    try:
+        from keras_gated.tuning.tuners import write_hparams_config
+
+        if not distributed or is_chief:
+            write_hparams_config(
+                log_dir,
+                hypermodel.space,
+                [("epoch_" + _metric(task.objective), "execution0/validation", "validation")],
+            )
+    except ImportError:  # TensorBoard's hparams plugin needs TensorFlow
+        pass
+    tuner.search(
+        **task.fit_kwargs(args, data),
+        epochs=args.epochs,
+        callbacks=_callbacks(task, args, data, log_dir),
+        verbose=args.verbose,
+    )
+    if distributed and not is_chief:
+        record = {"tuner_id": tuner_id, "trials": tuner.trials_run}
+        _write_json(os.path.join(args.output, f"tuner-{tuner_id}.json"), record)
+        print(f"keras-gated: {tuner_id} ran trials {', '.join(tuner.trials_run) or '(none)'}")
+        return record
+    return _report(task, args, data, hypermodel, tuner, completed_trials(tuner), model_path)
+
+
+def _export_best_so_far(task, data, args, model_path):
+    def hook(tuner, trial):
+        best = tuner.oracle.get_best_trials(1)
+        if best and best[0].trial_id == trial.trial_id:
+            task.export(tuner.load_model(trial), data, model_path, args)
+            print(f"keras-gated: trial {trial.trial_id} is the best so far -> {model_path}", flush=True)
+
+    return hook
+
+
+def _report(task, args, data, hypermodel, tuner, trials, model_path):
+    objective = _metric(task.objective)
+    rows = []
+    for trial in trials:
+        model = tuner.load_model(trial)
+        metrics = task.evaluate(model, data, args)
+        rows.append(
+            {
+                "trial": trial.trial_id,
+                "hyperparameters": hypermodel.hparams_summary(trial.hyperparameters.values),
+                objective: trial.score,
+                **metrics,
+            }
+        )
+    if not rows:
+        raise RuntimeError("The search completed no trial; see the messages above.")
+    best = rows[0]
+    task.export(tuner.load_model(trials[0]), data, model_path, args)
+    results = {
+        "task": task.name,
+        "objective": objective,
+        "best": best,
+        "model": model_path,
+        "trials": rows,
+    }
+    _write_json(os.path.join(args.output, "results.json"), results)
+    print(format_table(rows, objective, task.metric_names))
+    print(
+        f"\nBest: trial {best['trial']} ({_format_hparams(best['hyperparameters'])}) "
+        f"{objective}={best[objective]:.4f} "
+        + " ".join(f"{m}={best[m]:.4f}" for m in task.metric_names)
+    )
+    print(f"Saved {model_path}; results in {os.path.join(args.output, 'results.json')}")
+    print(f"TensorBoard: tensorboard --logdir {os.path.join(args.output, 'logs')}")
+    return results
+
+
+def format_table(rows, objective, metric_names):
+    """A plain-text table: trial, the hyperparameters that vary, objective, test metrics."""
+    names = []
+    for row in rows:
+        for name in row["hyperparameters"]:
+            if name not in names:
+                names.append(name)
+    varying = [n for n in names if len({repr(r["hyperparameters"].get(n)) for r in rows}) > 1]
+    shown = ["cell"] + [n for n in varying if n != "cell"]
+    header = ["trial"] + shown + [objective] + list(metric_names)
+    table = [header]
+    for row in rows:
+        hps = row["hyperparameters"]
+        table.append(
+            [row["trial"]]
+            + [_short(hps.get(n)) for n in shown]
+            + [f"{row[objective]:.4f}"]
+            + [f"{row[m]:.4f}" for m in metric_names]
+        )
+    widths = [max(len(str(r[i])) for r in table) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)) for r in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _short(value):
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _format_hparams(values):
+    return ", ".join(f"{k}={_short(v)}" for k, v in values.items() if not k.startswith("tuner/"))
+
+
+def _metric(objective):
+    return objective if isinstance(objective, str) else objective.name
+
+
+def _verbosity(value):
+    return value if value == "auto" else int(value)
+
+
+def _write_json(path, payload):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as handle:
+        json.dump(payload, handle, indent=2, default=_jsonable)
+
+
+def _print_json(payload):
+    json.dump(payload, sys.stdout, indent=2, default=_jsonable)
+    print()
+
+
+def _jsonable(value):
+    try:
+        return value.item()
+    except AttributeError:
+        return str(value)

@@ -1,0 +1,116 @@
+"""Pick the distribution strategy and the precision policy in one call.
+
+`select_strategy()`:
+
+* TensorFlow backend: `tf.distribute.TPUStrategy` when
+  `TPUClusterResolver` finds a TPU (on a Cloud TPU VM, or with `tpu=` /
+  the `TPU_NAME` environment variable), `tf.distribute.MirroredStrategy`
+  when there are several GPUs (or several logical CPU devices and
+  `prefer="mirrored"`), the default strategy otherwise. The strategy is
+  given to the tuner (`distribution_strategy=`) or used as
+  `with strategy.scope(): model = build()`.
+* JAX backend: sets `keras.distribution.DataParallel` over all devices as
+  the global distribution when there is more than one, and returns None
+  (the tuner takes no strategy on JAX).
+* PyTorch backend: None (single device).
+
+`set_mixed_precision(True)` sets the "mixed_bfloat16" policy on TPU and
+"mixed_float16" elsewhere.
+"""
+
+import os
+
+import keras
+
+STRATEGIES = ("auto", "default", "mirrored", "tpu")
+
+
+def _find_tpu(tpu=None):
+    import tensorflow as tf
+
+    if tpu is None and not (
+        os.environ.get("TPU_NAME") or os.path.exists("/dev/accel0") or os.path.exists("/dev/vfio")
+    ):
+        return None  # No TPU in sight: don't let the resolver probe a metadata server.
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return resolver
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        return None
+
+
+def select_strategy(prefer="auto", tpu=None, verbose=True):
+    """Returns the distribution strategy for this machine (see module doc).
+
+    Args:
+        prefer: "auto" (TPU, else several GPUs mirrored, else default),
+            "default", "mirrored" (all GPUs, or all logical CPU devices when
+            there is no GPU) or "tpu" (raise if none is found).
+        tpu: TPU name or address for `TPUClusterResolver` (optional).
+        verbose: Print which strategy was chosen.
+
+    Returns:
+        A `tf.distribute.Strategy` on TensorFlow, None on other backends.
+    """
+    if prefer not in STRATEGIES:
+        raise ValueError(f"Unknown `prefer`: {prefer!r}. Accepted values: {', '.join(STRATEGIES)}.")
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        devices = jax.devices()
+        if len(devices) > 1 and prefer != "default":
+            keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+            _say(verbose, f"JAX DataParallel over {len(devices)} devices")
+        else:
+            _say(verbose, f"JAX on {devices[0].platform}")
+        return None
+    if backend != "tensorflow":
+        _say(verbose, f"{backend} backend: single device")
+        return None
+
+    import tensorflow as tf
+
+    if prefer in ("auto", "tpu"):
+        resolver = _find_tpu(tpu)
+        if resolver is not None:
+            strategy = tf.distribute.TPUStrategy(resolver)
+            _say(verbose, f"TPUStrategy over {strategy.num_replicas_in_sync} cores")
+            return strategy
+        if prefer == "tpu":
+            raise ValueError("--strategy tpu: no TPU found by TPUClusterResolver (set TPU_NAME or --tpu).")
+    gpus = tf.config.list_logical_devices("GPU")
+    if prefer == "mirrored" or (prefer == "auto" and len(gpus) > 1):
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        _say(verbose, f"MirroredStrategy over {len(devices)} devices")
+        return strategy
+    _say(verbose, f"default strategy ({'GPU' if gpus else 'CPU'})")
+    return tf.distribute.get_strategy()
+
+
+def on_tpu(strategy):
+    """Whether `strategy` is a TPUStrategy."""
+    return strategy is not None and "TPU" in type(strategy).__name__
+
+
+def set_mixed_precision(enabled, strategy=None):
+    """Sets the global dtype policy: mixed precision or float32.
+
+    Models built afterwards compute in float16 (bfloat16 on TPU) with
+    float32 weights; keep the last layer's output in float32
+    (`dtype="float32"`), as the task models do.
+    """
+    if not enabled:
+        keras.mixed_precision.set_global_policy("float32")
+        return "float32"
+    policy = "mixed_bfloat16" if on_tpu(strategy) else "mixed_float16"
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def _say(verbose, text):
+    if verbose:
+        print(f"keras-gated: {text}", flush=True)

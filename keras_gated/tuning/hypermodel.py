@@ -1,0 +1,149 @@
+"""The KerasTuner hypermodel base whose recurrent block is a hyperparameter."""
+
+import keras
+import keras_tuner
+
+from keras_gated.tuning.recurrent import available_cells
+from keras_gated.tuning.recurrent import make_rnn_layer
+from keras_gated.tuning.recurrent import recurrent_stack
+from keras_gated.tuning.space import SearchSpace
+
+#: Names of the recurrent hyperparameters every `GatedHyperModel` defines.
+RECURRENT_HPARAMS = (
+    "cell",
+    "units",
+    "num_layers",
+    "bidirectional",
+    "dropout",
+    "recurrent_dropout",
+)
+#: Names of the optimisation hyperparameters (`GatedHyperModel.compile`).
+OPTIMIZER_HPARAMS = ("learning_rate", "optimizer", "clipnorm")
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "rmsprop": keras.optimizers.RMSprop,
+    "sgd": lambda **kw: keras.optimizers.SGD(momentum=0.9, nesterov=True, **kw),
+}
+
+
+class GatedHyperModel(keras_tuner.HyperModel):
+    """Base hypermodel: the recurrent block and the optimizer are hyperparameters.
+
+    The default search space (`default_space()`):
+
+    | name               | values                                        |
+    |--------------------|-----------------------------------------------|
+    | cell               | lstm, gru, peephole, coupled, untied, and     |
+    |                    | depth_gated, grid where available             |
+    | units              | 16 to 256, step 16 (default 64)               |
+    | num_layers         | 1 to 2                                        |
+    | bidirectional      | true / false                                  |
+    | dropout            | 0.0 to 0.5, step 0.1                          |
+    | recurrent_dropout  | 0.0 to 0.3, step 0.1                          |
+    | learning_rate      | 1e-4 to 1e-2, log scale (default 3e-3)        |
+    | optimizer          | adam, adamw, rmsprop, sgd                     |
+    | clipnorm           | 0 (off), 1, 5                                 |
+
+    A task subclasses this, adds its own hyperparameters in
+    `add_hparams(space)` (and may narrow the defaults there, e.g. smaller
+    `units` for a small dataset) and implements `build(hp)`:
+
+        class MyHyperModel(GatedHyperModel):
+            def __init__(self, vocab_size, overrides=()):
+                self.vocab_size = vocab_size
+                super().__init__(overrides, name="mine")
+
+            def add_hparams(self, space):
+                space.int("embedding_dim", 16, 128, step=16, default=32)
+
+            def build(self, hp):
+                r = self.recurrent_hparams(hp)          # dict of the six above
+                tokens = keras.Input((None,), dtype="int32")
+                x = keras.layers.Embedding(
+                    self.vocab_size, self.space.get(hp, "embedding_dim"),
+                    mask_zero=True)(tokens)
+                x = self.recurrent_block(x, r)          # or make_rnn_layer(...)
+                outputs = keras.layers.Dense(2, activation="softmax")(x)
+                model = keras.Model(tokens, outputs)
+                return self.compile(model, hp, "sparse_categorical_crossentropy",
+                                    ["accuracy"])
+
+    The user's `--hp` overrides given to `__init__` are applied after
+    `add_hparams`, so they can fix or narrow any hyperparameter.
+
+    Args:
+        overrides: `--hp` strings (see `keras_gated.tuning.space`).
+        name, tunable: As in `keras_tuner.HyperModel`.
+    """
+
+    def __init__(self, overrides=(), name=None, tunable=True):
+        super().__init__(name=name, tunable=tunable)
+        self.space = self.default_space()
+        self.add_hparams(self.space)
+        self.space.override(overrides)
+
+    def add_hparams(self, space):
+        """Hook: add the task's own hyperparameters to `space` (a `SearchSpace`)."""
+
+    @staticmethod
+    def default_space():
+        """The recurrent and optimizer hyperparameters, as a new `SearchSpace`."""
+        space = SearchSpace()
+        space.choice("cell", available_cells())
+        space.int("units", 16, 256, step=16, default=64)
+        space.int("num_layers", 1, 2, default=1)
+        space.boolean("bidirectional", default=False)
+        space.float("dropout", 0.0, 0.5, step=0.1, default=0.0)
+        space.float("recurrent_dropout", 0.0, 0.3, step=0.1, default=0.0)
+        space.float("learning_rate", 1e-4, 1e-2, sampling="log", default=3e-3)
+        space.choice("optimizer", list(OPTIMIZERS))
+        space.choice("clipnorm", [0.0, 1.0, 5.0], default=1.0)
+        return space
+
+    def recurrent_hparams(self, hp):
+        """Registers the recurrent hyperparameters on `hp`; returns them as a dict.
+
+        Keys: cell, units, num_layers, bidirectional, dropout,
+        recurrent_dropout (the arguments of `recurrent_stack`).
+        """
+        return {name: self.space.get(hp, name) for name in RECURRENT_HPARAMS}
+
+    def recurrent_block(self, inputs, hparams, return_sequences=False, name="recurrent"):
+        """`recurrent_stack(inputs, **hparams)`: the stack a trial chose."""
+        return recurrent_stack(
+            inputs, return_sequences=return_sequences, name=name, **hparams
+        )
+
+    def recurrent_layer(self, hparams, **kwargs):
+        """`make_rnn_layer` with a trial's cell, units, depth and dropouts.
+
+        `kwargs` (return_sequences, return_state, name, ...) go to
+        `make_rnn_layer`; `bidirectional` is ignored (a decoder cannot be).
+        """
+        keys = ("cell", "units", "num_layers", "dropout", "recurrent_dropout")
+        return make_rnn_layer(**{k: hparams[k] for k in keys}, **kwargs)
+
+    def make_optimizer(self, hp):
+        """The optimizer a trial chose (learning_rate, optimizer, clipnorm)."""
+        learning_rate = self.space.get(hp, "learning_rate")
+        name = self.space.get(hp, "optimizer")
+        clipnorm = self.space.get(hp, "clipnorm")
+        if name not in OPTIMIZERS:
+            raise ValueError(
+                f"Unknown `optimizer`: {name!r}. Accepted values: {', '.join(OPTIMIZERS)}."
+            )
+        kwargs = {"learning_rate": learning_rate}
+        if clipnorm:
+            kwargs["clipnorm"] = float(clipnorm)
+        return OPTIMIZERS[name](**kwargs)
+
+    def compile(self, model, hp, loss, metrics=None, **kwargs):
+        """Compiles `model` with `make_optimizer(hp)`; returns it (for `build`)."""
+        model.compile(optimizer=self.make_optimizer(hp), loss=loss, metrics=metrics, **kwargs)
+        return model
+
+    def hparams_summary(self, values):
+        """The hyperparameters worth showing in a table, in space order."""
+        return {name: values[name] for name in self.space.definitions if name in values}
