@@ -33,13 +33,30 @@ def feature_cache_key(encoder, dataset, weights_source):
     return f"{encoder.backbone_name}-{encoder.image_size}-{digest.hexdigest()[:20]}"
 
 
-def cached_features(model, dataset, cache_dir, weights_source="none", batch_size=64):
+def encode_images(encoder, images, batch_size=64):
+    """`encoder(images)` batch by batch, as one NumPy array `[N, L, F]`."""
+    from keras import ops
+
+    chunks = [
+        ops.convert_to_numpy(encoder(images[i : i + batch_size]))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks, axis=0).astype(np.float32)
+
+
+def cached_features(encoder, dataset, cache_dir, weights_source="none", batch_size=64):
     """The encoder features of `dataset`'s images, from the cache if there.
+
+    Args:
+        encoder: a frozen `ImageEncoder` (`encoder.cacheable`).
+        dataset: a `CaptionDataset` with its images loaded.
+        cache_dir: folder of the `.npy` cache files.
+        weights_source: where the backbone weights came from
+            (`--encoder-weights`), part of the cache key.
 
     Returns `(features, path, hit)`: the array `[N, L, F]`, the cache file
     and whether it was read from the cache.
     """
-    encoder = model.encoder
     if not encoder.cacheable:
         raise ValueError(
             "Features can only be cached for a frozen keras.applications "
@@ -54,7 +71,7 @@ def cached_features(model, dataset, cache_dir, weights_source="none", batch_size
         features = np.load(path)
         if features.shape[0] == len(dataset):
             return features, path, True
-    features = model.encode(dataset.images, batch_size=batch_size).astype(np.float32)
+    features = encode_images(encoder, dataset.images, batch_size)
     partial = path + ".partial.npy"
     np.save(partial, features)
     os.replace(partial, path)  # never leave a half-written cache behind

@@ -21,7 +21,6 @@ JAX and PyTorch backends.
 """
 
 import importlib
-import inspect
 
 import keras
 from keras import ops
@@ -33,66 +32,9 @@ from keras_gated.tasks.captioning.data import END
 from keras_gated.tasks.captioning.data import PAD
 from keras_gated.tasks.captioning.data import START
 from keras_gated.tasks.captioning.data import Vocabulary
+from keras_gated.tuning.recurrent import make_cell
 
 SMALL_CNN = "small_cnn"
-
-# Cell names shared with the other tasks' `--cell` option.
-KERAS_CELLS = {"lstm": "LSTMCell", "gru": "GRUCell"}
-GATED_CELLS = {
-    "peephole": "PeepholeLSTMCell",
-    "coupled": "CoupledLSTMCell",
-    "untied": "UntiedLSTMCell",
-    "depth_gated": "DepthGatedLSTMCell",
-    "grid": "GridLSTMCell",
-}
-
-
-def available_cells():
-    """Names of the decoder cells this installation offers."""
-    import keras_gated
-
-    names = list(KERAS_CELLS)
-    names += [n for n, cls in GATED_CELLS.items() if hasattr(keras_gated, cls)]
-    return names
-
-
-def make_cell(name, units, num_layers=1, **options):
-    """A fresh recurrent cell by its `--cell` name.
-
-    `num_layers` goes to the cells that stack inside one cell
-    (`depth_gated`, `grid`); the others are one layer deep, which is what
-    Show, Attend and Tell uses.
-    """
-    import keras_gated
-
-    if name in KERAS_CELLS:
-        if num_layers != 1:
-            raise ValueError(
-                f"`num_layers` must be 1 for the cell {name!r}: only "
-                "'depth_gated' and 'grid' stack inside the decoder cell. "
-                f"Received: num_layers={num_layers!r}"
-            )
-        return getattr(keras.layers, KERAS_CELLS[name])(units, **options)
-    cell_class = getattr(keras_gated, GATED_CELLS.get(name, ""), None)
-    if cell_class is None:
-        raise ValueError(
-            f"Unknown decoder `cell`: {name!r}. Available cells: "
-            f"{available_cells()}."
-        )
-    parameters = inspect.signature(cell_class.__init__).parameters
-    if num_layers != 1 or name in ("depth_gated", "grid"):
-        for key in ("num_layers", "depth", "levels"):
-            if key in parameters:
-                options[key] = num_layers
-                break
-        else:
-            if num_layers != 1:
-                raise ValueError(
-                    f"`num_layers` must be 1 for the cell {name!r}. "
-                    f"Received: num_layers={num_layers!r}"
-                )
-    return cell_class(units, **options)
-
 
 def _preprocess_function(backbone_fn):
     """The `preprocess_input` that goes with a keras.applications model."""
@@ -249,12 +191,14 @@ class CaptionDecoder(keras.layers.Layer):
 
     Args:
         vocabulary_size: Number of output words (ids 0..V-1).
-        cell: Decoder cell name: `"lstm"`, `"gru"`, `"peephole"`,
-            `"coupled"`, `"untied"`, `"depth_gated"`, `"grid"`.
+        cell: Decoder cell name (`keras_gated.tuning.available_cells()`):
+            `"lstm"`, `"gru"`, `"peephole"`, `"coupled"`, `"untied"`,
+            `"depth_gated"`, `"grid"`.
         units: Width of the cell's state.
         embedding_dim: Width of the word embeddings E.
         attention_units: Width of the attention's hidden layer.
-        num_layers: Stack depth inside `depth_gated` and `grid` cells.
+        num_layers: Decoder depth: a `depth_gated` or `grid` cell's own
+            levels, otherwise a `keras.layers.StackedRNNCells`.
         dropout: Dropout on the embeddings and the deep output.
         feature_dim: Width F of the image features (set by the model).
     """
@@ -349,9 +293,13 @@ class CaptionDecoder(keras.layers.Layer):
         attention = ops.softmax(scores[..., 0], axis=-1)
         context = ops.sum(attention[..., None] * features, axis=1)
         context = self.context_gate(hidden) * context
+        # Stacked and GRU cells want their states in their own nesting.
+        cell_states = keras.tree.pack_sequence_as(
+            self.cell.state_size, list(states[1:])
+        )
         output, cell_states = self.cell(
             ops.concatenate([embedded, context], axis=-1),
-            list(states[1:]),
+            cell_states,
             training=training,
         )
         cell_states = keras.tree.flatten(cell_states)
@@ -496,13 +444,9 @@ class ImageCaptioner(keras.Model):
 
     def encode(self, images, batch_size=64):
         """Image features as a NumPy array `[N, L, F]`."""
-        import numpy as np
+        from keras_gated.tasks.captioning.features import encode_images
 
-        chunks = [
-            keras.ops.convert_to_numpy(self.encoder(images[i : i + batch_size]))
-            for i in range(0, len(images), batch_size)
-        ]
-        return np.concatenate(chunks, axis=0)
+        return encode_images(self.encoder, images, batch_size)
 
     def generate(
         self,

@@ -149,20 +149,25 @@ def prepare_data(config):
     return dataset, (train, val, test), vocabulary
 
 
-def model_inputs(model, parts, config):
-    """Per split, (array, key): cached features for a frozen backbone, else images."""
-    if not model.encoder.cacheable:
-        return [(p.images, "images") for p in parts]
+def cache_features(encoder, parts, config):
+    """Per split, `(features, "features")` from the cache of a frozen backbone."""
     cache_dir = config.cache_dir or os.path.join(config.output_dir, "feature_cache")
     out = []
     for part in parts:
         features, path, hit = cached_features(
-            model, part, cache_dir, weights_source=config.encoder_weights
+            encoder, part, cache_dir, weights_source=config.encoder_weights
         )
         if config.verbose:
             print(f"Features {'read from' if hit else 'cached in'} {path}")
         out.append((features, "features"))
     return out
+
+
+def model_inputs(model, parts, config):
+    """Per split, (array, key): cached features for a frozen backbone, else images."""
+    if not model.encoder.cacheable:
+        return [(p.images, "images") for p in parts]
+    return cache_features(model.encoder, parts, config)
 
 
 def describe(model, part, inputs, key, config, count=None):
@@ -272,6 +277,55 @@ def finish(model, config, val_part, val_in, test_part, test_in, log_dir):
     return {"validation": val_metrics, "test": test_metrics, "examples": examples,
             "attention_pngs": pictures, "model_path": model_path,
             "config": dataclasses.asdict(config)}
+
+
+def write_examples(model, data, out_dir, log_dir=None):
+    """Captions, references and attention PNGs of a few validation images.
+
+    Writes `out_dir/attention/attention_NN.png`, logs them to TensorBoard
+    under `out_dir/logs/attention` and writes `out_dir/captioning_examples.json`
+    (generated caption, references and validation BLEU/CIDEr).
+    """
+    config = data.config
+    _, val, _ = data.parts
+    (array, key) = data.inputs[1]
+    count = min(config.num_examples, len(val))
+    hypotheses, metrics = describe(model, val, array, key, config)
+    paths = attention_examples(
+        model, val.images, array, key, hypotheses[:count], val.captions[:count],
+        os.path.join(out_dir, "attention"),
+        log_dir=log_dir or os.path.join(out_dir, "logs"),
+    ) if count else []
+    examples = [{"generated": h, "references": r, "attention_png": p}
+                for h, r, p in zip(hypotheses, val.captions, paths)]
+    evaluation.write_json(os.path.join(out_dir, "captioning_examples.json"),
+                          {"validation": metrics, "examples": examples})
+    return examples
+
+
+def evaluate_saved(model_path, config):
+    """BLEU/CIDEr of a saved model on the test split of `config.data`.
+
+    The split is the one `train` made with the same data, seed and split
+    fractions; the model's own vocabulary and image size are used.
+    """
+    model = load_model(model_path)
+    config.image_size = model.image_size
+    dataset = load_dataset(
+        config.data, config.image_size, images_dir=config.images_dir,
+        skip_bad=config.skip_bad, sample_size=config.sample_size,
+        seed=config.seed, limit=config.limit,
+    )
+    _, _, test = dataset.split(config.validation_split, config.test_split, config.seed)
+    hypotheses, metrics = describe(model, test, test.images, "images", config)
+    return {
+        "model": model_path,
+        "data": config.data,
+        "test_images": len(test),
+        **{f"test_{k}": v for k, v in metrics.items()},
+        "examples": [{"generated": h, "references": r}
+                     for h, r in zip(hypotheses[: config.num_examples], test.captions)],
+    }
 
 
 def load_model(path):
