@@ -18,23 +18,20 @@ Python:
 See docs/captioning.md.
 """
 
+from keras_gated.tasks.captioning.data import CaptionDataError
+from keras_gated.tasks.captioning.data import Vocabulary
+from keras_gated.tasks.captioning.data import load_dataset
+from keras_gated.tasks.captioning.model import CaptionDecoder
+from keras_gated.tasks.captioning.model import ImageCaptioner
+from keras_gated.tasks.captioning.model import ImageEncoder
+from keras_gated.tasks.captioning.pipeline import CaptionConfig
+from keras_gated.tasks.captioning.pipeline import caption_files
+from keras_gated.tasks.captioning.pipeline import load_model
+from keras_gated.tasks.captioning.pipeline import train
+from keras_gated.tasks.captioning.sample import make_sample_dataset
+from keras_gated.tasks.captioning.sample import write_sample_dataset
 from keras_gated.tasks.captioning.task import TASK
 from keras_gated.tasks.captioning.task import CaptioningTask
-
-
-def __getattr__(name):
-    # The model and pipeline import Keras; keep `keras-gated --help` fast.
-    from keras_gated.tasks.captioning import data
-    from keras_gated.tasks.captioning import evaluation
-    from keras_gated.tasks.captioning import model
-    from keras_gated.tasks.captioning import pipeline
-    from keras_gated.tasks.captioning import sample
-
-    for module in (pipeline, model, data, evaluation, sample):
-        if hasattr(module, name):
-            return getattr(module, name)
-    raise AttributeError(f"module 'keras_gated.tasks.captioning' has no attribute {name!r}")
-
 
 __all__ = [
     "CaptionConfig",

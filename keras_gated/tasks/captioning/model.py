@@ -465,8 +465,7 @@ class ImageCaptioner(keras.Model):
 
         if features is None:
             features = self.encode(images, batch_size=batch_size)
-        # The searches count the end token too.
-        max_length = int(max_length or self.max_length) + 1
+        max_words = int(max_length or self.max_length)
         if method not in ("greedy", "beam"):
             raise ValueError(
                 f"`method` must be 'greedy' or 'beam'. Received: method={method!r}"
@@ -497,7 +496,8 @@ class ImageCaptioner(keras.Model):
                 batch_size=count,
                 start_id=START,
                 end_id=END,
-                max_length=max_length,
+                # The searches count the end token too.
+                max_length=max_words + 1,
             )
             if method == "greedy":
                 found = decoding.greedy_search(**arguments)
@@ -506,7 +506,9 @@ class ImageCaptioner(keras.Model):
                     **arguments, beam_width=beam_width, length_penalty=length_penalty
                 )
             results += _token_lists(found)
-        return [[int(t) for t in seq if t not in (PAD, START)] for seq in results]
+        return [
+            [int(t) for t in seq if t not in (PAD, START)][:max_words] for seq in results
+        ]
 
     def caption(self, images=None, features=None, **options):
         """Captions as strings, one per image."""
