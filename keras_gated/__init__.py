@@ -7,8 +7,12 @@
 from keras_gated import activations
 from keras_gated.layers import CoupledLSTM
 from keras_gated.layers import CoupledLSTMCell
+from keras_gated.layers import DepthGatedLSTM
+from keras_gated.layers import DepthGatedLSTMCell
 from keras_gated.layers import GatedCell
 from keras_gated.layers import GatedRNN
+from keras_gated.layers import GridLSTM
+from keras_gated.layers import GridLSTMCell
 from keras_gated.layers import Highway
 from keras_gated.layers import PeepholeLSTM
 from keras_gated.layers import PeepholeLSTMCell
@@ -20,8 +24,12 @@ __version__ = "0.1.0"
 __all__ = [
     "CoupledLSTM",
     "CoupledLSTMCell",
+    "DepthGatedLSTM",
+    "DepthGatedLSTMCell",
     "GatedCell",
     "GatedRNN",
+    "GridLSTM",
+    "GridLSTMCell",
     "Highway",
     "PeepholeLSTM",
     "PeepholeLSTMCell",

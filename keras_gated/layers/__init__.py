@@ -4,6 +4,10 @@ from keras_gated.layers.base import GatedCell
 from keras_gated.layers.base import GatedRNN
 from keras_gated.layers.coupled_lstm import CoupledLSTM
 from keras_gated.layers.coupled_lstm import CoupledLSTMCell
+from keras_gated.layers.depth_gated_lstm import DepthGatedLSTM
+from keras_gated.layers.depth_gated_lstm import DepthGatedLSTMCell
+from keras_gated.layers.grid_lstm import GridLSTM
+from keras_gated.layers.grid_lstm import GridLSTMCell
 from keras_gated.layers.highway import Highway
 from keras_gated.layers.peephole_lstm import PeepholeLSTM
 from keras_gated.layers.peephole_lstm import PeepholeLSTMCell

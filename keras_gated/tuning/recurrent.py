@@ -80,7 +80,12 @@ def check_cell(cell):
 
 
 def _depth_kwargs(constructor, num_layers):
-    parameters = inspect.signature(constructor).parameters
+    parameters = dict(inspect.signature(constructor).parameters)
+    # A GatedRNN layer forwards its cell's arguments through **kwargs, so
+    # the depth argument is found on its `cell_class`.
+    cell_class = getattr(constructor, "cell_class", None)
+    if cell_class is not None:
+        parameters.update(inspect.signature(cell_class).parameters)
     for name in _DEPTH_ARGUMENTS:
         if name in parameters:
             return {name: num_layers}

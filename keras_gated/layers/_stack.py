@@ -1,0 +1,54 @@
+"""What the cells that run several layers inside one time step share."""
+
+from keras import ops
+from keras.src import backend as keras_backend
+
+from keras_gated.layers.base import GatedCell
+
+
+def check_count(value, name, what):
+    """Raises a ValueError unless `value` is a positive integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer, {what}. "
+            f"Received: {name}={value!r}"
+        )
+    return value
+
+
+class StackedGatedCell(GatedCell):
+    """A `GatedCell` that runs `recurrent_levels` layers inside one step.
+
+    Its states are one (h, memory) pair per layer, h first:
+    `[h_0, m_0, h_1, m_1, ...]`, layer 0 at the bottom.
+
+    Recurrent dropout: `keras.layers.RNN` draws a cell's recurrent mask once
+    per sequence from the first state, which is one layer's h (batch, H).
+    Sharing that mask between the layers would drop the same units in every
+    layer, so the mask here is `recurrent_levels` times wider and each layer
+    gets its own slice (`drop_recurrent_levels`).
+    """
+
+    recurrent_levels = 1
+
+    def get_recurrent_dropout_mask(self, step_input):
+        if (
+            getattr(self, "_recurrent_dropout_mask", None) is None
+            and self.recurrent_dropout > 0
+        ):
+            ones = ops.ones_like(
+                ops.concatenate([step_input] * self.recurrent_levels, axis=-1)
+            )
+            self._recurrent_dropout_mask = keras_backend.random.dropout(
+                ones, rate=self.recurrent_dropout, seed=self.seed_generator
+            )
+        return getattr(self, "_recurrent_dropout_mask", None)
+
+    def drop_recurrent_levels(self, hidden_states, training):
+        """Applies each layer's recurrent dropout mask to its h_{t-1}."""
+        hidden_states = list(hidden_states)
+        if not training or self.recurrent_dropout == 0.0:
+            return hidden_states
+        mask = self.get_recurrent_dropout_mask(hidden_states[0])
+        masks = ops.split(mask, self.recurrent_levels, axis=-1)
+        return [h * m for h, m in zip(hidden_states, masks)]

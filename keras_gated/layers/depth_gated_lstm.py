@@ -1,0 +1,270 @@
+"""Depth-gated LSTM (Yao, Cohn, Vylomova, Duh & Dyer 2015, arXiv:1508.03790)."""
+
+import keras
+from keras import ops
+
+from keras_gated.layers._stack import StackedGatedCell
+from keras_gated.layers._stack import check_count
+from keras_gated.layers.base import GatedRNN
+
+# Arguments that belong to the whole stack, not to one of its layers.
+_STACK_ONLY_KEYS = ("name", "num_layers", "dropout", "recurrent_dropout", "seed")
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class DepthGatedLSTMCell(StackedGatedCell):
+    """A stack of LSTM layers whose memory cells are linked through depth gates.
+
+    Each layer's memory cell c_t is connected linearly to the memory cell
+    l_t of the layer below at the same step, through a depth gate d_t. For
+    a layer with input x_t (the hidden output of the layer below, or the
+    sequence input for the first layer):
+
+        i_t = σ(W_i x_t + U_i h_{t-1} + p_i ⊙ c_{t-1} + b_i)
+        f_t = σ(W_f x_t + U_f h_{t-1} + p_f ⊙ c_{t-1} + b_f)
+        d_t = σ(W_d x_t + w_cd ⊙ c_{t-1} + w_ld ⊙ l_t + b_d)
+        c_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(W_c x_t + U_c h_{t-1} + b_c)
+        o_t = σ(W_o x_t + U_o h_{t-1} + p_o ⊙ c_t + b_o)
+        h_t = o_t ⊙ φ(c_t)
+
+    The `num_layers` layers are computed bottom-up inside one time step, so
+    l_t of layer k is c_t of layer k - 1 at the same step. For the first
+    layer l_t is the input x_t itself when D == H, and `x_t P` (weight
+    `depth_projection`, D x H) when the widths differ; w_ld acts on the
+    projected vector. The depth gate has no recurrent-kernel term.
+
+    Weights of one layer, in order: `kernel` (D x 5H, blocks i, f, c, o, d),
+    `recurrent_kernel` (H x 4H, blocks i, f, c, o), `depth_projection`
+    (D x H, first layer only and only when D != H), `bias` (5H, blocks i, f,
+    c, o, d), `input_gate_peephole_weights`, `forget_gate_peephole_weights`,
+    `output_gate_peephole_weights` (H each, for the gates in `peepholes`),
+    `depth_gate_cell_weights` w_cd (H), `depth_gate_lower_weights` w_ld (H).
+    With `num_layers=1` the cell holds these weights itself. With
+    `num_layers=N > 1` it holds N one-layer cells named `layer_0` (bottom)
+    to `layer_{N-1}` (top), so the weights are `layer_0/kernel`, ...,
+    `layer_{N-1}/depth_gate_lower_weights`.
+
+    States, in order: `[h_0, c_0, h_1, c_1, ..., h_{N-1}, c_{N-1}]`, layer
+    0 at the bottom; the output is h of the top layer. `gated_step` returns
+    the gates "input", "forget", "depth", "output" (prefixed `layer_k/` when
+    N > 1).
+
+    Only the first layer's input projection depends on the input alone:
+    `project_inputs(x)` returns `[W x + b ; l]` (6H wide) for the first
+    layer, and the upper layers project the h of the layer below inside the
+    step.
+
+    Args:
+        units: Positive integer, width H of h and c of every layer.
+        num_layers: Positive integer, the number of depth-gated layers
+            computed inside each time step. Default: 1.
+        use_peepholes: Whether the input, forget and output gates peep at
+            the memory cell (the paper's model). Default: `True`.
+        peepholes: Instead of `use_peepholes`, a subset of `("i", "f", "o")`.
+        dropout: Fraction of the input x_t of the first layer dropped (one
+            mask per sequence). Between layers nothing is dropped.
+        recurrent_dropout: Fraction of h_{t-1} dropped before U h_{t-1}, with
+            an independent mask for every layer.
+        **kwargs: The other arguments of `keras.layers.LSTMCell`
+            (activation, recurrent_activation, use_bias, initializers,
+            regularizers, constraints, unit_forget_bias, seed), plus
+            `peephole_initializer`, `peephole_regularizer` and
+            `peephole_constraint`, which also apply to w_cd and w_ld. The
+            kernel initializer, regularizer and constraint also apply to
+            `depth_projection`. All layers share these settings.
+
+    Example:
+
+    >>> cell = DepthGatedLSTMCell(32, num_layers=3)
+    >>> layer = keras.layers.RNN(cell, return_sequences=True)
+    >>> layer(np.zeros((2, 5, 8), "float32")).shape
+    (2, 5, 32)
+    """
+
+    kernel_gates = "ifcod"
+    recurrent_gates = "ifco"
+    peephole_choices = "ifo"
+    default_peepholes = "ifo"
+
+    def __init__(
+        self, units, num_layers=1, use_peepholes=True, peepholes=None, **kwargs
+    ):
+        if not isinstance(use_peepholes, bool):
+            raise ValueError(
+                "`use_peepholes` must be True or False. "
+                f"Received: use_peepholes={use_peepholes!r}"
+            )
+        if peepholes is None:
+            peepholes = use_peepholes
+        elif not use_peepholes and len(tuple(peepholes)) > 0:
+            raise ValueError(
+                f"`use_peepholes=False` contradicts `peepholes={peepholes!r}`. "
+                "Pass one of them: use_peepholes=False for no peepholes, or "
+                "peepholes=('f', 'o') (for example) for some."
+            )
+        super().__init__(units, peepholes=peepholes, **kwargs)
+        self.num_layers = check_count(
+            num_layers, "num_layers", "the number of layers in the stack"
+        )
+        self.recurrent_levels = self.num_layers
+        self.state_size = [self.units] * (2 * self.num_layers)
+        if self.num_layers > 1:
+            layer_config = {
+                key: value
+                for key, value in self.get_config().items()
+                if key not in _STACK_ONLY_KEYS
+            }
+            self.layer_cells = [
+                DepthGatedLSTMCell.from_config({**layer_config, "name": f"layer_{k}"})
+                for k in range(self.num_layers)
+            ]
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_layers": self.num_layers,
+            "use_peepholes": bool(self.peepholes),
+        }
+
+    def _stack(self):
+        """The one-layer cells, bottom first (the cell itself when N = 1)."""
+        return [self] if self.num_layers == 1 else self.layer_cells
+
+    # -- weights ---------------------------------------------------------
+
+    def build(self, input_shape):
+        if self.num_layers == 1:
+            super().build(input_shape)
+            self.depth_gate_cell_weights = self._add_depth_vector(
+                "depth_gate_cell_weights"
+            )
+            self.depth_gate_lower_weights = self._add_depth_vector(
+                "depth_gate_lower_weights"
+            )
+            return
+        if input_shape[-1] is None:
+            raise ValueError(
+                f"{self.__class__.__name__} needs a known feature width; "
+                f"received input shape {tuple(input_shape)}."
+            )
+        self.input_dim = int(input_shape[-1])
+        for k, layer in enumerate(self.layer_cells):
+            layer.build((None, self.input_dim if k == 0 else self.units))
+        self.built = True
+
+    def build_extra_kernels(self):
+        if self.input_dim == self.units:
+            self.depth_projection = None
+            return
+        self.depth_projection = self.add_weight(
+            shape=(self.input_dim, self.units),
+            name="depth_projection",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+
+    def _add_depth_vector(self, name):
+        return self.add_weight(
+            shape=(self.units,),
+            name=name,
+            initializer=self.peephole_initializer,
+            regularizer=self.peephole_regularizer,
+            constraint=self.peephole_constraint,
+        )
+
+    # -- computation -----------------------------------------------------
+
+    def project_gate_inputs(self, inputs):
+        """`W x + b` of one layer (5H: blocks i, f, c, o, d)."""
+        return super().project_inputs(inputs)
+
+    def project_lower(self, inputs):
+        """l_t of the first layer: the input, projected when D != H."""
+        if self.depth_projection is None:
+            return inputs
+        return ops.matmul(inputs, self.depth_projection)
+
+    def project_inputs(self, inputs):
+        """`[W x + b ; l]` of the first layer, for a step or a whole sequence."""
+        first = self._stack()[0]
+        return ops.concatenate(
+            [first.project_gate_inputs(inputs), first.project_lower(inputs)],
+            axis=-1,
+        )
+
+    def layer_step(self, gate_inputs, lower, h_tm1, c_tm1):
+        """One layer at one step, from `W x + b`, l_t and its own past state.
+
+        `h_tm1` is already through recurrent dropout; returns (h, c, gates).
+        """
+        σ, φ = self.recurrent_activation, self.activation
+        z = self.gate_inputs(gate_inputs, h_tm1)
+        i = σ(self.peep("i", z["i"], c_tm1))
+        f = σ(self.peep("f", z["f"], c_tm1))
+        d = σ(
+            z["d"]
+            + self.depth_gate_cell_weights * c_tm1
+            + self.depth_gate_lower_weights * lower
+        )
+        c = d * lower + f * c_tm1 + i * φ(z["c"])
+        o = σ(self.peep("o", z["o"], c))
+        h = o * φ(c)
+        return h, c, {"input": i, "forget": f, "depth": d, "output": o}
+
+    def gated_step(self, projected, states, training=False):
+        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
+        hidden = self.drop_recurrent_levels(states[0::2], training)
+        new_states, gates = [], {}
+        for k, layer in enumerate(self._stack()):
+            if k > 0:
+                # The layer reads the h of the layer below and gates its c,
+                # both from this very step.
+                gate_inputs, lower = layer.project_gate_inputs(h), c
+            h, c, layer_gates = layer.layer_step(
+                gate_inputs, lower, hidden[k], states[2 * k + 1]
+            )
+            new_states += [h, c]
+            prefix = f"layer_{k}/" if self.num_layers > 1 else ""
+            gates.update({prefix + name: g for name, g in layer_gates.items()})
+        return h, new_states, gates
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class DepthGatedLSTM(GatedRNN):
+    """Depth-gated LSTM layer: a `keras.layers.RNN` over a `DepthGatedLSTMCell`.
+
+    `DepthGatedLSTM(units, num_layers=N)` runs the whole stack of N
+    depth-gated layers in one pass over time, computing the layers
+    bottom-up inside every step, so each layer's depth gate sees the memory
+    cell of the layer below at the same step. It returns the top layer's
+    outputs; with `return_state=True` the states that follow are the (h, c)
+    of every layer, bottom first: `h_0, c_0, h_1, c_1, ...`.
+
+    Two separate `DepthGatedLSTM` layers stacked in a `Sequential` model are
+    not a depth-gated stack: the upper one only sees the lower one's hidden
+    outputs, so each gates on its own input. Use `num_layers` to connect
+    the memory cells.
+
+    Takes the arguments of `DepthGatedLSTMCell` (units, num_layers,
+    use_peepholes, activations, initializers, regularizers, constraints,
+    dropout, ...) and of `keras.layers.RNN` (return_sequences, return_state,
+    go_backwards, stateful, unroll, zero_output_for_mask). The default
+    `fused=True` projects the first layer's input for all time steps in one
+    product before the loop.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((None, 16)),
+    ...     DepthGatedLSTM(64, num_layers=3),
+    ...     keras.layers.Dense(1),
+    ... ])
+    """
+
+    cell_class = DepthGatedLSTMCell
+
+    @property
+    def num_layers(self):
+        """The number of depth-gated layers in the stack."""
+        return self.cell.num_layers

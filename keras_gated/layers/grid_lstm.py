@@ -1,0 +1,299 @@
+"""Grid LSTM over time and depth (Kalchbrenner, Danihelka & Graves 2015, arXiv:1507.01526)."""
+
+import keras
+from keras import ops
+
+from keras_gated.layers._stack import StackedGatedCell
+from keras_gated.layers._stack import check_count
+from keras_gated.layers.base import GatedRNN
+
+DEPTH_TRANSFORMS = ("lstm", "tanh", "identity")
+PRIORITIES = (None, "depth")
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class GridLSTMCell(StackedGatedCell):
+    """The 2-D Grid LSTM block over time and depth ("2-LSTM"), K levels deep.
+
+    At step t and level k = 1..K the block receives a hidden and a memory
+    vector along time, (h^T_k, m^T_k) from (t-1, k), and along depth,
+    (h^D_{k-1}, m^D_{k-1}) from (t, k-1). It concatenates the hidden vectors,
+    H = [h^T_k ; h^D_{k-1}], and applies one LSTM transform per dimension,
+    each with its own weights:
+
+        (h^T_k', m^T_k') = LSTM(H, m^T_k; W^T_k)        # along time
+        (h^D_k,  m^D_k ) = LSTM(H, m^D_{k-1}; W^D_k)    # along depth
+
+        LSTM(H, m; W):  [i; f; o; g] = [σ; σ; σ; φ](W H + b)
+                        m' = f ⊙ m + i ⊙ g
+                        h' = o ⊙ φ(m')
+
+    The input enters at the bottom: h^D_0 = x_t P (weight
+    `input_projection`), m^D_0 = 0. The output at step t is h^D_K, the depth
+    hidden vector of the top level. The recurrent state is the time
+    dimension of every level, `[h^T_1, m^T_1, ..., h^T_K, m^T_K]` (2K
+    tensors of width H, bottom level first).
+
+    `depth_transform="tanh"` or `"identity"` replaces the LSTM along depth
+    by h^D_k = tanh(V_k H + b) or h^D_k = V_k H + b (the paper's non-LSTM
+    dimensions): no depth memory, a quarter of the depth weights.
+    `priority="depth"` is the paper's prioritised grid: the depth dimension
+    is computed after the time dimension, from H' = [h^T_k' ; h^D_{k-1}].
+
+    Weights, in order (the leading K axis is absent with `tied_weights=True`,
+    where all levels share one set):
+
+    * `input_projection`: P, D x H.
+    * `time_kernel`: W^T, (K, 2H, 4H), blocks i, f, o, g along the last
+      axis; rows 0..H-1 act on h^T_k, rows H..2H-1 on h^D_{k-1}.
+    * `time_bias`: (K, 4H), blocks i, f, o, g.
+    * `depth_kernel`: W^D, (K, 2H, 4H) for "lstm", (K, 2H, H) otherwise;
+      same row layout.
+    * `depth_bias`: (K, 4H) for "lstm", (K, H) otherwise.
+
+    The rows of the kernels that read h^T are initialised with
+    `recurrent_initializer` and those that read h^D with
+    `kernel_initializer`, level by level; P with `kernel_initializer`.
+
+    Args:
+        units: Positive integer, width H of every hidden and memory vector.
+        depth: Positive integer K, the number of levels. Default: 1.
+        tied_weights: Share the weights of all levels (the paper's tied
+            Grid LSTM). Default: `False`.
+        depth_transform: `"lstm"` (default), `"tanh"` or `"identity"`.
+        priority: `None` (default, both dimensions read the same H) or
+            `"depth"` (the depth dimension reads the new time hidden vector).
+        dropout: Fraction of the input x_t dropped (one mask per sequence).
+        recurrent_dropout: Fraction of h^T_k(t-1) dropped, an independent
+            mask for every level.
+        **kwargs: activation (φ), recurrent_activation (σ), use_bias,
+            unit_forget_bias (the f blocks of the biases start at 1),
+            kernel/recurrent/bias initializers, regularizers and constraints
+            (the kernel ones also apply to P, the recurrent ones to the
+            level kernels), seed.
+
+    Example:
+
+    >>> cell = GridLSTMCell(32, depth=3)
+    >>> layer = keras.layers.RNN(cell, return_sequences=True)
+    >>> layer(np.zeros((2, 5, 8), "float32")).shape
+    (2, 5, 32)
+    """
+
+    def __init__(
+        self,
+        units,
+        depth=1,
+        tied_weights=False,
+        depth_transform="lstm",
+        priority=None,
+        **kwargs,
+    ):
+        super().__init__(units, **kwargs)
+        self.depth = check_count(depth, "depth", "the number of levels K")
+        if not isinstance(tied_weights, bool):
+            raise ValueError(
+                "`tied_weights` must be True (all levels share one set of "
+                "weights) or False (every level has its own). "
+                f"Received: tied_weights={tied_weights!r}"
+            )
+        if depth_transform not in DEPTH_TRANSFORMS:
+            raise ValueError(
+                f"`depth_transform` must be one of {DEPTH_TRANSFORMS}. "
+                f"Received: depth_transform={depth_transform!r}"
+            )
+        if priority not in PRIORITIES:
+            raise ValueError(
+                f"`priority` must be one of {PRIORITIES}: None computes both "
+                "dimensions from the same hidden vectors, 'depth' computes "
+                "the depth dimension after the time dimension. "
+                f"Received: priority={priority!r}"
+            )
+        self.tied_weights = tied_weights
+        self.depth_transform = depth_transform
+        self.priority = priority
+        self.recurrent_levels = self.depth
+        self.state_size = [self.units] * (2 * self.depth)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "depth": self.depth,
+            "tied_weights": self.tied_weights,
+            "depth_transform": self.depth_transform,
+            "priority": self.priority,
+        }
+
+    # -- weights ---------------------------------------------------------
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(
+                f"{self.__class__.__name__} needs a known feature width; "
+                f"received input shape {tuple(input_shape)}."
+            )
+        self.input_dim = int(input_shape[-1])
+        H = self.units
+        depth_width = 4 * H if self.depth_transform == "lstm" else H
+        self.input_projection = self.add_weight(
+            shape=(self.input_dim, H),
+            name="input_projection",
+            initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
+        )
+        self.time_kernel = self._add_level_kernel("time_kernel", 4 * H)
+        self.time_bias = self._add_level_bias("time_bias", 4 * H)
+        self.depth_kernel = self._add_level_kernel("depth_kernel", depth_width)
+        self.depth_bias = self._add_level_bias("depth_bias", depth_width)
+        self.built = True
+
+    def _level_shape(self, *shape):
+        return shape if self.tied_weights else (self.depth, *shape)
+
+    def _add_level_kernel(self, name, width):
+        H = self.units
+        levels = 1 if self.tied_weights else self.depth
+
+        def initializer(shape, dtype=None):
+            kernels = [
+                ops.concatenate(
+                    [
+                        self.recurrent_initializer((H, width), dtype=dtype),
+                        self.kernel_initializer((H, width), dtype=dtype),
+                    ],
+                    axis=0,
+                )
+                for _ in range(levels)
+            ]
+            return ops.reshape(ops.stack(kernels), shape)
+
+        return self.add_weight(
+            shape=self._level_shape(2 * H, width),
+            name=name,
+            initializer=initializer,
+            regularizer=self.recurrent_regularizer,
+            constraint=self.recurrent_constraint,
+        )
+
+    def _add_level_bias(self, name, width):
+        if not self.use_bias:
+            return None
+        H = self.units
+        levels = 1 if self.tied_weights else self.depth
+        lstm_blocks = width == 4 * H
+
+        def initializer(shape, dtype=None):
+            # Blocks i, f, o, g: the forget block is the second one.
+            blocks = [self.bias_initializer((width,), dtype=dtype)]
+            if lstm_blocks and self.unit_forget_bias:
+                blocks = [
+                    ops.concatenate(
+                        [
+                            self.bias_initializer((H,), dtype=dtype),
+                            ops.ones((H,), dtype=dtype),
+                            self.bias_initializer((2 * H,), dtype=dtype),
+                        ]
+                    )
+                ]
+            return ops.reshape(ops.stack(blocks * levels), shape)
+
+        return self.add_weight(
+            shape=self._level_shape(width),
+            name=name,
+            initializer=initializer,
+            regularizer=self.bias_regularizer,
+            constraint=self.bias_constraint,
+        )
+
+    def _level(self, weight, k):
+        if weight is None or self.tied_weights:
+            return weight
+        return weight[k]
+
+    # -- computation -----------------------------------------------------
+
+    def project_inputs(self, inputs):
+        """h^D_0 = x P, for a step or a whole sequence."""
+        return ops.matmul(inputs, self.input_projection)
+
+    def lstm_transform(self, hidden, memory, kernel, bias):
+        """One LSTM transform of the grid block: returns (h', m', gates)."""
+        σ, φ = self.recurrent_activation, self.activation
+        z = ops.matmul(hidden, kernel)
+        if bias is not None:
+            z = z + bias
+        i, f, o, g = ops.split(z, 4, axis=-1)
+        i, f, o = σ(i), σ(f), σ(o)
+        memory = f * memory + i * φ(g)
+        return o * φ(memory), memory, {"input": i, "forget": f, "output": o}
+
+    def gated_step(self, projected, states, training=False):
+        h_depth = projected
+        m_depth = ops.zeros_like(h_depth)
+        h_time_past = self.drop_recurrent_levels(states[0::2], training)
+        new_states, gates = [], {}
+        for k in range(self.depth):
+            hidden = ops.concatenate([h_time_past[k], h_depth], axis=-1)
+            h_time, m_time, time_gates = self.lstm_transform(
+                hidden,
+                states[2 * k + 1],
+                self._level(self.time_kernel, k),
+                self._level(self.time_bias, k),
+            )
+            new_states += [h_time, m_time]
+            if self.priority == "depth":
+                hidden = ops.concatenate([h_time, h_depth], axis=-1)
+            depth_kernel = self._level(self.depth_kernel, k)
+            depth_bias = self._level(self.depth_bias, k)
+            if self.depth_transform == "lstm":
+                h_depth, m_depth, depth_gates = self.lstm_transform(
+                    hidden, m_depth, depth_kernel, depth_bias
+                )
+            else:
+                h_depth = ops.matmul(hidden, depth_kernel)
+                if depth_bias is not None:
+                    h_depth = h_depth + depth_bias
+                if self.depth_transform == "tanh":
+                    h_depth = ops.tanh(h_depth)
+                depth_gates = {}
+            for dimension, dimension_gates in (
+                ("time", time_gates),
+                ("depth", depth_gates),
+            ):
+                for name, gate in dimension_gates.items():
+                    gates[f"level_{k}/{dimension}_{name}"] = gate
+        return h_depth, new_states, gates
+
+
+@keras.saving.register_keras_serializable(package="keras_gated")
+class GridLSTM(GatedRNN):
+    """2-D Grid LSTM layer (time x depth): a `keras.layers.RNN` over a `GridLSTMCell`.
+
+    `GridLSTM(units, depth=K)` runs K grid levels inside every time step.
+    Every level keeps its own time-dimension (h, m) and passes its
+    depth-dimension (h, m) upward within the step; the output is the top
+    level's depth hidden vector. With `return_state=True` the states that
+    follow are `h^T_1, m^T_1, ..., h^T_K, m^T_K`, bottom level first.
+
+    Takes the arguments of `GridLSTMCell` (units, depth, tied_weights,
+    depth_transform, priority, activations, initializers, regularizers,
+    constraints, dropout, ...) and of `keras.layers.RNN`. The default
+    `fused=True` projects the input of all time steps in one product before
+    the loop.
+
+    Example:
+
+    >>> model = keras.Sequential([
+    ...     keras.Input((None, 16)),
+    ...     GridLSTM(64, depth=3),
+    ...     keras.layers.Dense(1),
+    ... ])
+    """
+
+    cell_class = GridLSTMCell
+
+    @property
+    def depth(self):
+        """The number of grid levels K."""
+        return self.cell.depth
