@@ -102,8 +102,9 @@ class Task:
         raise NotImplementedError(f"The {self.name} task has no evaluate command.")
 
     def monitor_sample(self, data):
-        """A small batch of model inputs for `--gate-monitor`
-        (`keras_gated.callbacks.GateMonitor(log_dir, sample)`)."""
+        """A small batch `(x, y)` (16 to 64 examples) for `--gate-monitor`:
+        `keras_gated.callbacks.GateMonitor(log_dir, (x, y))`; `y` lets it
+        log the gradient flow."""
         raise NotImplementedError(f"The {self.name} task does not support --gate-monitor.")
 
     def commands(self):

@@ -91,8 +91,16 @@ def add_common_arguments(parser, task, command):
     )
     if command == "tune":
         search = parser.add_argument_group("search")
-        search.add_argument("--tuner", choices=TUNER_KINDS, default="random", help="Search algorithm.")
-        search.add_argument("--max-trials", type=int, default=10, help="Trials (random, bayesian).")
+        search.add_argument(
+            "--tuner",
+            choices=TUNER_KINDS,
+            default="random",
+            help=(
+                "Search algorithm. grid: every combination of the values given with --hp, "
+                "other hyperparameters at their defaults (e.g. one model per cell)."
+            ),
+        )
+        search.add_argument("--max-trials", type=int, default=10, help="Most trials (random, bayesian, grid).")
         search.add_argument(
             "--max-epochs",
             type=int,
@@ -194,6 +202,8 @@ def _tune(task, args, data, hypermodel, strategy):
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID", "tuner0")
     distributed = "KERASTUNER_ORACLE_IP" in os.environ
     is_chief = distributed and "chief" in tuner_id
+    if args.tuner == "grid":
+        hypermodel.space.fix_defaults()
     tuner = make_tuner(
         args.tuner,
         hypermodel,

@@ -6,8 +6,12 @@ reads the sequence beats a bag of words:
 
 * negation flips a clause: "the plot was not good" is negative, "the
   acting was never boring" positive, "i did not hate the ending" positive;
+  so does a frame, from a distance: "i would not say that the plot was
+  good" is negative;
 * contrast decides which clause counts: "A but B" and "although A , B"
   take B's polarity, "A , although B" takes A's;
+* a neutral sentence may follow ("... . the tickets were cheap"), so the
+  decisive words are not always at the end;
 * adjectives and verbs are positive or negative equally often in positive
   and negative reviews once negation and contrast are accounted for.
 
@@ -48,11 +52,27 @@ NEGATIVE_VERBS_BASE = ("hate", "dislike", "regret", "resent")
 LINKS = ("was", "is", "felt", "seemed")
 NEGATORS = ("not", "never", "hardly", "far from")
 INTENSIFIERS = ("very", "really", "quite", "truly", "rather", "so", "pretty")
+# Flip or keep the polarity of the clause they introduce, from a distance.
+FLIPPING_FRAMES = ("i would not say that", "it is not true that", "nobody could claim that")
+KEEPING_FRAMES = ("i have to say that", "it is true that", "everyone agrees that")
+# Neutral sentences: they move the decisive clause away from the end.
+FILLERS = (
+    "we watched it on a rainy sunday", "the cinema was half empty", "my friend came along",
+    "it runs for two hours", "i saw it last week", "the tickets were cheap",
+)
 OPENERS = ("honestly ,", "overall ,", "to be fair ,", "in the end ,", "i think", "frankly ,")
 
 
 def _clause(rng, polarity):
-    """A clause of the given polarity (+1 / -1): (words, polarity)."""
+    """A clause of the given polarity (+1 / -1), sometimes inside a frame."""
+    if rng.random() < 0.2:
+        if rng.random() < 0.5:
+            return f"{rng.choice(FLIPPING_FRAMES)} {_simple_clause(rng, -polarity)}"
+        return f"{rng.choice(KEEPING_FRAMES)} {_simple_clause(rng, polarity)}"
+    return _simple_clause(rng, polarity)
+
+
+def _simple_clause(rng, polarity):
     negated = rng.random() < 0.4
     word_polarity = -polarity if negated else polarity
     if rng.random() < 0.7:
@@ -96,6 +116,8 @@ def generate(n=SAMPLE_SIZE, seed=SAMPLE_SEED):
             text = f"{_clause(rng, label)} and {_clause(rng, label)}"
         if rng.random() < 0.25:
             text = f"{rng.choice(OPENERS)} {text}"
+        if rng.random() < 0.3:
+            text = f"{text} . {rng.choice(FILLERS)}"
         examples.append((text + " .", "positive" if label > 0 else "negative"))
     return examples
 

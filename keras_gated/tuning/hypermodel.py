@@ -4,6 +4,7 @@ import keras
 import keras_tuner
 
 from keras_gated.tuning.recurrent import available_cells
+from keras_gated.tuning.recurrent import check_cell
 from keras_gated.tuning.recurrent import make_rnn_layer
 from keras_gated.tuning.recurrent import recurrent_stack
 from keras_gated.tuning.space import SearchSpace
@@ -92,6 +93,7 @@ class GatedHyperModel(keras_tuner.HyperModel):
         """The recurrent and optimizer hyperparameters, as a new `SearchSpace`."""
         space = SearchSpace()
         space.choice("cell", available_cells())
+        space.validators["cell"] = check_cell
         space.int("units", 16, 256, step=16, default=64)
         space.int("num_layers", 1, 2, default=1)
         space.boolean("bidirectional", default=False)

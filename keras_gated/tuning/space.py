@@ -109,6 +109,8 @@ class SearchSpace:
     def __init__(self):
         self.definitions = {}
         self.overridden = set()
+        # name -> function(value) that raises ValueError for a bad --hp value.
+        self.validators = {}
 
     # Definitions -------------------------------------------------------
     def define(self, name, definition):
@@ -186,15 +188,29 @@ class SearchSpace:
         values = [parse_value(v) for v in text.split(",") if v.strip()]
         if not values:
             raise ValueError(f"Bad --hp {item!r}: no value after '='.")
-        if base.kind == "choice" and "cell" == name:
-            # Cell names are validated here so a typo fails before any training.
-            from keras_gated.tuning.recurrent import check_cell
-
-            for value in values:
-                check_cell(value)
+        # Validated here so that a typo fails before any training.
+        for value in values:
+            self.validators.get(name, lambda v: v)(value)
         if len(values) == 1:
             return name, HParam("fixed", default=values[0])
         return name, HParam("choice", tuple(values), default=values[0])
+
+    def fix_defaults(self):
+        """Fixes every hyperparameter the user did not override at its default.
+
+        For grid search: the grid then spans only the `--hp` choices.
+        """
+        for name, definition in list(self.definitions.items()):
+            if name not in self.overridden:
+                self.definitions[name] = HParam("fixed", default=self.defaults_of(definition))
+        return self
+
+    @staticmethod
+    def defaults_of(definition):
+        """The value `train` uses for a definition."""
+        import keras_tuner
+
+        return definition.register(keras_tuner.HyperParameters(), "x")
 
     # Use ---------------------------------------------------------------
     def get(self, hp, name):

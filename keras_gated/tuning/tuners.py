@@ -28,7 +28,7 @@ import os
 import keras
 import keras_tuner
 
-TUNER_KINDS = ("random", "bayesian", "hyperband")
+TUNER_KINDS = ("random", "bayesian", "hyperband", "grid")
 
 
 class _GatedTunerMixin:
@@ -72,6 +72,10 @@ class Hyperband(_GatedTunerMixin, keras_tuner.Hyperband):
     """`keras_tuner.Hyperband` with keras-gated's per-trial logging."""
 
 
+class GridSearch(_GatedTunerMixin, keras_tuner.GridSearch):
+    """`keras_tuner.GridSearch` with keras-gated's per-trial logging."""
+
+
 def make_tuner(
     kind,
     hypermodel,
@@ -89,7 +93,11 @@ def make_tuner(
     """Builds a tuner by name.
 
     Args:
-        kind: "random", "bayesian" or "hyperband".
+        kind: "random", "bayesian", "hyperband" or "grid" (every
+            combination of the discrete values, in order; the runner fixes
+            the hyperparameters the user did not set with `--hp` at their
+            defaults first, so `--tuner grid --hp cell=lstm,peephole`
+            trains exactly one model per cell).
         hypermodel: A `keras_tuner.HyperModel` (e.g. a `GatedHyperModel`).
         objective: Name of the metric to optimise ("val_accuracy",
             "val_loss", ...; direction inferred as KerasTuner does) or a
@@ -126,7 +134,15 @@ def make_tuner(
     if kind == "random":
         return RandomSearch(max_trials=max_trials, **common)
     if kind == "bayesian":
-        return BayesianOptimization(max_trials=max_trials, **common)
+        try:
+            return BayesianOptimization(max_trials=max_trials, **common)
+        except ImportError as error:
+            raise ValueError(
+                f"The bayesian tuner needs scipy and scikit-learn: pip install "
+                f"'keras-tuner[bayesian]' (or choose --tuner random). ({error})"
+            ) from None
+    if kind == "grid":
+        return GridSearch(max_trials=max_trials, **common)
     if kind == "hyperband":
         return Hyperband(max_epochs=max_epochs, **common)
     raise ValueError(f"Unknown tuner `kind`: {kind!r}. Accepted values: {', '.join(TUNER_KINDS)}.")
@@ -139,9 +155,10 @@ def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(
         log_dir: TensorBoard root (e.g. "runs/sentiment"). In a search every
             trial writes `log_dir/<trial_id>/execution0/{train,validation}`
             (scalars) plus its hyperparameters for the HParams dashboard.
-        gate_monitor_sample: If not None, a batch of model inputs; adds
-            `keras_gated.callbacks.GateMonitor(log_dir + "/gates", sample)`
-            (per trial: `.../gates/<trial_id>`).
+        gate_monitor_sample: If not None, a batch `(x, y)` (or `x`); adds
+            `keras_gated.callbacks.GateMonitor(log_dir, sample)`, which
+            writes the run "gates" (in a search: `log_dir/<trial_id>/gates`,
+            beside the trial's `execution0`).
         histogram_freq: Passed to `keras.callbacks.TensorBoard`.
         extra: More callbacks (a callback with a `log_dir` attribute gets a
             per-trial directory).
@@ -152,7 +169,7 @@ def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(
     """
     callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=histogram_freq)]
     if gate_monitor_sample is not None:
-        callbacks.append(make_gate_monitor(os.path.join(log_dir, "gates"), gate_monitor_sample))
+        callbacks.append(make_gate_monitor(log_dir, gate_monitor_sample))
     callbacks.extend(extra)
     return callbacks
 
