@@ -426,7 +426,9 @@ class ImageCaptioner(keras.Model):
             feature_dim=self.encoder.feature_dim,
             name="decoder",
         )
-        self._encoder_weights = str(encoder_weights)
+        # Every weight exists now (both halves build in their constructors),
+        # so weights can be loaded into a fresh model (KerasTuner does that).
+        self.built = True
 
     def features(self, inputs, training=False):
         if "features" in inputs:
