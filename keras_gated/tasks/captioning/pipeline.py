@@ -330,9 +330,20 @@ def evaluate_saved(model_path, config):
 
 def load_model(path):
     """A saved `ImageCaptioner` (`.keras`)."""
-    import keras_gated.tasks.captioning.model  # noqa: F401  registers the classes
-
-    return keras.saving.load_model(path, compile=False)
+    if not os.path.isfile(path):
+        raise ValueError(f"No saved model at {path}.")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{path} is not a keras-gated captioning model: {str(error)[:160]}"
+        ) from None
+    if not isinstance(model, ImageCaptioner):
+        raise ValueError(
+            f"{path} holds a {model.__class__.__name__}, not a captioning model "
+            "(ImageCaptioner) saved by `keras-gated train|tune captioning`."
+        )
+    return model
 
 
 def read_images(paths, image_size, skip_bad=False):

@@ -128,6 +128,13 @@ class CaptioningTask(Task):
         _add_decode_arguments(parser)
         if command != "evaluate":
             _add_encoder_arguments(parser)
+        else:
+            parser.add_argument(
+                "--seed", type=int, default=1,
+                help="Seed of the data split: the --seed the model was trained with, so "
+                     "that the test split is the one held out then.")
+            parser.add_argument("--num-examples", type=int, default=4,
+                                help="Test images whose captions are shown.")
 
     def load_data(self, args):
         from keras_gated.tasks.captioning.data import CaptionDataError
