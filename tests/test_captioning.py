@@ -20,9 +20,10 @@ from keras_gated.tuning import available_cells
 # The learning budget: 600 rendered 32x32 scenes (480 for training, three
 # captions each = 45 batches of 32 per epoch), 10 epochs = 450 steps.
 LEARN_EPOCHS = 10
-# Measured validation BLEU-4 after 450 steps (seeds 0, 1, 2): see the report;
+# Measured BLEU-4 after 450 steps, seeds 0, 1, 2: validation 33.1, 37.4, 40.2,
+# test 34.1, 39.9, 33.5;
 # the constant caption that scores best on this data gets about 11.
-BLEU4_THRESHOLD = 30.0
+BLEU4_THRESHOLD = 28.0
 
 
 def tiny_config(tmp_path, **overrides):
