@@ -379,10 +379,9 @@ def load_dataset(data, image_size, images_dir=None, skip_bad=False,
         dataset = read_coco_json(data, images_dir, skip_bad)
     else:
         dataset = read_captions_file(data, images_dir, skip_bad)
+    skipped = dataset.skipped
     if limit:
         dataset = dataset.subset(range(min(limit, len(dataset))))
-        dataset.skipped = []
-    skipped = dataset.skipped
     dataset.load_images(image_size, skip_bad=skip_bad)
     dataset.skipped = skipped + dataset.skipped
     return dataset
