@@ -263,52 +263,43 @@ def test_skip_bad_goes_on_past_bad_items(flickr_folder):
     assert "000003.png" in skipped and "000005.png" in skipped and "line 37" in skipped
 
 
-def test_cli_train_reports_bad_file_and_runs_with_skip_bad(flickr_folder, tmp_path, capsys):
+def test_cli_stops_on_bad_file_then_tunes_past_it_with_skip_bad_and_resumes(
+    flickr_folder, tmp_path, capsys
+):
     from keras_gated.cli import main
 
     _break_folder(flickr_folder)
-    out = tmp_path / "run"
-    common = ["train", "captioning", "--data", str(flickr_folder), "--image-size", "32",
-              "--epochs", "1", "--batch-size", "8", "--output", str(out), "--verbose", "0",
-              "--hp", "cell=coupled", "--hp", "units=16", "--hp", "embedding_dim=32",
-              "--hp", "attention_units=32", "--encoder-filters", "8", "--num-examples", "1"]
-    assert main(common) == 2
+    out = tmp_path / "search"
+    command = ["tune", "captioning", "--data", str(flickr_folder), "--image-size", "32",
+               "--epochs", "1", "--batch-size", "8", "--output", str(out), "--verbose", "0",
+               "--tuner", "grid", "--max-trials", "2", "--hp", "cell=gru,peephole",
+               "--hp", "units=16", "--hp", "embedding_dim=32", "--hp", "attention_units=32",
+               "--encoder-filters", "8", "--num-examples", "1"]
+    assert main(command) == 2
     error = capsys.readouterr().err
     assert error.startswith("keras-gated: error:") and "line 37" in error
-    with pytest.warns(UserWarning):
-        assert main(common + ["--skip-bad"]) == 0
-    results = json.loads((out / "results.json").read_text())
-    assert results["hyperparameters"]["cell"] == "coupled"
-    assert set(pipeline_metric_names()) <= set(results)
-    assert (out / "best_model.keras").is_file()
-    assert list((out / "attention").glob("*.png"))
 
-
-def test_tune_over_cells_and_resume(tmp_path, capsys):
-    from keras_gated.cli import main
-
-    out = tmp_path / "search"
-    command = ["tune", "captioning", "--data", "sample", "--sample-size", "40",
-               "--image-size", "32", "--epochs", "1", "--batch-size", "16",
-               "--output", str(out), "--verbose", "0", "--tuner", "grid",
-               "--max-trials", "2", "--hp", "cell=gru,peephole", "--hp", "units=16",
-               "--hp", "embedding_dim=32", "--hp", "attention_units=32",
-               "--encoder-filters", "8", "--num-examples", "1"]
-    assert main(command) == 0
+    command.append("--skip-bad")
+    with pytest.warns(UserWarning, match="Skipping"):
+        assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "skipped" in printed and "000003.png" in printed and "000005.png" in printed
     results = json.loads((out / "results.json").read_text())
     assert {row["hyperparameters"]["cell"] for row in results["trials"]} == {"gru", "peephole"}
-    assert all("test_bleu4" in row for row in results["trials"])
+    assert all(set(pipeline_metric_names()) <= set(row) for row in results["trials"])
+    assert (out / "best_model.keras").is_file()
+    assert list((out / "attention").glob("*.png"))
+    for row in results["trials"]:  # TensorBoard scalars for every trial
+        assert list((out / "logs" / row["trial"] / "execution0" / "validation").iterdir())
     checkpoints = sorted((out / "tuner" / "captioning").glob("trial_*/checkpoint.weights.h5"))
     assert len(checkpoints) == 2
     stamps = [c.stat().st_mtime_ns for c in checkpoints]
-    for row in results["trials"]:  # TensorBoard scalars for every trial
-        assert list((out / "logs" / row["trial"] / "execution0" / "validation").iterdir())
     # The same command again resumes: no trial is trained again.
-    assert main(command) == 0
+    with pytest.warns(UserWarning, match="Skipping"):
+        assert main(command) == 0
     assert [c.stat().st_mtime_ns for c in checkpoints] == stamps
     again = json.loads((out / "results.json").read_text())
     assert [r["trial"] for r in again["trials"]] == [r["trial"] for r in results["trials"]]
-    assert (out / "best_model.keras").is_file()
 
 
 def pipeline_metric_names():
