@@ -19,6 +19,9 @@ and `commands()` lets a task add its own top-level subcommands (for example
 """
 
 import dataclasses
+import os
+import socket
+import threading
 from typing import Callable
 
 
@@ -110,3 +113,30 @@ class Task:
     def commands(self):
         """Extra top-level subcommands: a dict name -> `Command`."""
         return {}
+
+
+# Where tensorflow-datasets downloads from: the host network_available asks.
+_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
+
+
+def network_available(timeout=3.0):
+    """Whether the download host answers within `timeout` seconds.
+
+    `KERAS_GATED_OFFLINE=1` answers False without touching the network. The
+    check runs in a daemon thread so a stuck DNS lookup cannot hang the run.
+    """
+    if os.environ.get("KERAS_GATED_OFFLINE", "") not in ("", "0"):
+        return False
+    answer = []
+
+    def probe():
+        try:
+            socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    return bool(answer and answer[0])

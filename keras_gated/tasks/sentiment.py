@@ -41,10 +41,9 @@ import io
 import json
 import os
 import random
-import socket
-import threading
 
 from keras_gated.tasks import DataError
+from keras_gated.tasks.base import network_available
 from keras_gated.tasks.base import Task
 from keras_gated.tasks import sentiment_sample
 
@@ -62,7 +61,6 @@ FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", 
 BAG_OF_WORDS = "bow"
 
 # Host that tensorflow-datasets downloads from; only reachability is checked.
-_DOWNLOAD_HOST = ("storage.googleapis.com", 443)
 
 
 @dataclasses.dataclass
@@ -267,29 +265,6 @@ def encode_labels(raw_labels, class_names=None):
     if len(class_names) < 2:
         raise DataError(f"Need at least two classes; the labels are all {class_names}.")
     return [lookup[label] for label in raw_labels], list(class_names)
-
-
-def network_available(timeout=3.0):
-    """Whether the download host answers within `timeout` seconds.
-
-    `KERAS_GATED_OFFLINE=1` answers False without touching the network. The
-    check runs in a daemon thread so a stuck DNS lookup cannot hang the run.
-    """
-    if os.environ.get("KERAS_GATED_OFFLINE", "") not in ("", "0"):
-        return False
-    answer = []
-
-    def probe():
-        try:
-            socket.create_connection(_DOWNLOAD_HOST, timeout=timeout).close()
-            answer.append(True)
-        except OSError:
-            answer.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)
-    return bool(answer and answer[0])
 
 
 def offline_message(name, data_dir):

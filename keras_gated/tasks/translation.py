@@ -45,7 +45,7 @@ from keras_gated.tasks import Command
 from keras_gated.tasks import DataError
 from keras_gated.tasks.base import Task
 # One offline check for every task (`KERAS_GATED_OFFLINE=1` forces it).
-from keras_gated.tasks.sentiment import network_available
+from keras_gated.tasks.base import network_available
 from keras_gated.text import Tokenizer
 from keras_gated.text import Vocabulary
 

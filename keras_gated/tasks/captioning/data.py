@@ -133,22 +133,34 @@ class CaptionDataset:
             if self.images.shape[1] != image_size:
                 self.images = np.stack([resize(im, image_size) for im in self.images])
             return self
-        loaded, keep = [], []
-        for n, path in enumerate(self.sources):
-            try:
-                loaded.append(read_image(path, image_size))
-                keep.append(n)
-            except CaptionDataError as error:
-                if not skip_bad:
-                    raise
-                warnings.warn(f"Skipping: {error}", stacklevel=2)
-                self.skipped.append((path, str(error)))
+        loaded, keep = read_images(self.sources, image_size, skip_bad, self.skipped)
         if not keep:
             raise CaptionDataError(f"{self.name}: no readable image is left.")
         self.captions = [self.captions[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
         self.images = np.stack(loaded)
         return self
+
+
+def read_images(paths, image_size, skip_bad=False, skipped=None):
+    """Reads image files; returns (images, indices of the paths read).
+
+    An unreadable file raises `CaptionDataError` naming it, unless
+    `skip_bad`: then it is warned about, appended to `skipped` as
+    (path, reason) and left out.
+    """
+    images, kept = [], []
+    for n, path in enumerate(paths):
+        try:
+            images.append(read_image(path, image_size))
+            kept.append(n)
+        except CaptionDataError as error:
+            if not skip_bad:
+                raise
+            warnings.warn(f"Skipping: {error}", stacklevel=2)
+            if skipped is not None:
+                skipped.append((path, str(error)))
+    return images, kept
 
 
 def resize(image, image_size):

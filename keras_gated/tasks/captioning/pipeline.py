@@ -20,7 +20,7 @@ from keras_gated.tasks.captioning.data import CaptionDataError
 from keras_gated.tasks.captioning.data import Vocabulary
 from keras_gated.tasks.captioning.data import caption_pairs
 from keras_gated.tasks.captioning.data import load_dataset
-from keras_gated.tasks.captioning.data import read_image
+from keras_gated.tasks.captioning.data import read_images as read_image_files
 from keras_gated.tasks.captioning.data import tokenize
 from keras_gated.tasks.captioning.features import cached_features
 from keras_gated.tasks.captioning.model import ImageCaptioner
@@ -348,20 +348,11 @@ def load_model(path):
 
 def read_images(paths, image_size, skip_bad=False):
     """Reads image files for captioning; returns (images, kept_paths)."""
-    images, kept = [], []
-    for path in paths:
-        try:
-            images.append(read_image(path, image_size))
-            kept.append(path)
-        except CaptionDataError as error:
-            if not skip_bad:
-                raise
-            import warnings
-
-            warnings.warn(f"Skipping: {error}", stacklevel=2)
+    paths = list(paths)
+    images, kept = read_image_files(paths, image_size, skip_bad)
     if not images:
         raise CaptionDataError("No readable image among: " + ", ".join(map(str, paths)))
-    return np.stack(images), kept
+    return np.stack(images), [paths[n] for n in kept]
 
 
 def caption_files(model, paths, skip_bad=False, **options):
