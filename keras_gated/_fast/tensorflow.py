@@ -166,6 +166,7 @@ def fused_rnn(
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
     sequences = [time_major] + ([step_mask] if step_mask is not None else [])
+    written = cell.has_step_backward
 
     @tf.custom_gradient
     def loop(time_major, recurrent_kernel, *states):
@@ -211,12 +212,49 @@ def fused_rnn(
             if carries_output:
                 prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
 
-            def backward_step(t, items, carry):
+            def read_items(items):
                 z_t, d_out_t = items[0], items[1]
                 states_t = items[2 : 2 + num_states]
                 rest = items[2 + num_states :]
                 mask_t = rest.pop(0) if step_mask is not None else None
                 prev_output = rest.pop(0) if carries_output else zero_output
+                return z_t, d_out_t, states_t, mask_t, prev_output
+
+            def through_recurrent_product(d_z, d_states_prev):
+                d_h = tf.matmul(d_z, padded_kernel, transpose_b=True)
+                if recurrent_mask is not None:
+                    d_h = d_h * recurrent_mask
+                d_states_prev[0] = d_states_prev[0] + d_h
+                return d_states_prev
+
+            def written_backward_step(t, items, carry):
+                """The cell's own `step_backward`, with Keras's masking rules."""
+                z_t, d_out_t, states_t, mask_t, _ = read_items(items)
+                d_states_t = carry[:num_states]
+                d_output = d_out_t + carry[num_states] if carries_output else d_out_t
+                d_new = [d_states_t[0] + d_output] + list(d_states_t[1:])
+                d_prev = carry[num_states]
+                passed = [None] * num_states
+                if mask_t is not None:
+                    # A masked step hands its incoming states (and output)
+                    # through unchanged, so their gradients pass it by.
+                    d_new = [tf.where(mask_t, d, 0.0) for d in d_new]
+                    passed = [tf.where(mask_t, 0.0, d) for d in d_states_t]
+                    if carries_output:
+                        d_prev = tf.where(mask_t, 0.0, d_output)
+                d_z, d_cell_states, saved = cell.step_backward(
+                    z_t, list(states_t), d_new
+                )
+                d_states_prev = [
+                    _sum_or_zeros(a, b, like)
+                    for a, b, like in zip(d_cell_states, passed, states_t)
+                ]
+                d_states_prev = through_recurrent_product(d_z, d_states_prev)
+                return [d_z] + list(saved), d_states_prev + [d_prev]
+
+            def taped_backward_step(t, items, carry):
+                """Automatic derivative of the step, for cells without one written."""
+                z_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
                 d_states_t = carry[:num_states]
                 d_prev = carry[num_states]
                 d_vars = carry[num_states + 1 :]
@@ -243,10 +281,7 @@ def fused_rnn(
                 else:
                     d_prev = tf.zeros_like(d_prev)
                 d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
-                d_h = tf.matmul(d_z, padded_kernel, transpose_b=True)
-                if recurrent_mask is not None:
-                    d_h = d_h * recurrent_mask
-                d_states_prev[0] = d_states_prev[0] + d_h
+                d_states_prev = through_recurrent_product(d_z, d_states_prev)
                 return [d_z], d_states_prev + [d_prev] + d_vars
 
             items = [preactivations, d_outputs] + list(states_in)
@@ -254,18 +289,37 @@ def fused_rnn(
                 items.append(step_mask)
             if carries_output:
                 items.append(prev_outputs)
-            (d_projected,), carry = _scan(
-                backward_step,
-                items,
-                d_states + [tf.zeros_like(zero_output)]
-                + [tf.zeros_like(v) for v in variables],
-                length,
-                num_outputs=1,
-                reverse=True,
-                unroll=unroll,
-            )
+            initial_carry = d_states + [tf.zeros_like(zero_output)]
+            if written:
+                stacked, carry = _scan(
+                    written_backward_step,
+                    items,
+                    initial_carry,
+                    length,
+                    num_outputs=1 + cell.step_backward_saves,
+                    reverse=True,
+                    unroll=unroll,
+                )
+                d_projected, saved = stacked[0], stacked[1:]
+                states_out = _ShiftedStates(states_in, final_states)
+                d_variables = _match_variables(
+                    variables,
+                    cell.backward_weight_gradients(
+                        d_projected, time_major, states_in, states_out, saved
+                    ),
+                )
+            else:
+                (d_projected,), carry = _scan(
+                    taped_backward_step,
+                    items,
+                    initial_carry + [tf.zeros_like(v) for v in variables],
+                    length,
+                    num_outputs=1,
+                    reverse=True,
+                    unroll=unroll,
+                )
+                d_variables = carry[num_states + 1 :]
             d_initial_states = carry[:num_states]
-            d_variables = carry[num_states + 1 :]
             d_recurrent = (
                 d_projected if recurrent_columns is None
                 else tf.gather(d_projected, recurrent_columns, axis=2)
@@ -312,3 +366,50 @@ def _padded_kernel(recurrent_kernel, recurrent_blocks, num_blocks, units, width)
 
 def _zeros_if_none(gradient, like):
     return tf.zeros_like(like) if gradient is None else gradient
+
+
+def _sum_or_zeros(a, b, like):
+    if a is None and b is None:
+        return tf.zeros_like(like)
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
+class _ShiftedStates:
+    """`states_out[k]`: state k after every step, built only if asked for.
+
+    The state a step returns is the one the next step starts from, so the
+    stack is `states_in[k][1:]` followed by the final state.
+    """
+
+    def __init__(self, states_in, final_states):
+        self._states_in = states_in
+        self._final_states = final_states
+        self._built = {}
+
+    def __getitem__(self, k):
+        if k not in self._built:
+            self._built[k] = tf.concat(
+                [self._states_in[k][1:], self._final_states[k][None]], axis=0
+            )
+        return self._built[k]
+
+
+def _match_variables(variables, gradients):
+    """Orders the cell's `(variable, gradient)` pairs as `tf.custom_gradient`'s `variables`."""
+    by_variable = {}
+    for variable, gradient in gradients:
+        native = getattr(variable, "value", variable)
+        by_variable[native.ref()] = gradient
+    ordered = []
+    for variable in variables:
+        if variable.ref() not in by_variable:
+            raise RuntimeError(
+                f"The fast path's written backward step has no gradient for "
+                f"the weight {variable.name!r} that the step reads. The cell's "
+                "`backward_weight_gradients` must return every weight the step "
+                "uses besides `recurrent_kernel`."
+            )
+        ordered.append(tf.convert_to_tensor(by_variable[variable.ref()]))
+    return ordered

@@ -115,6 +115,28 @@ def check_step_input(layer, inputs):
         )
 
 
+def _derivative_from_output(activation):
+    """y ↦ activation'(x) for y = activation(x), when it exists; else None."""
+    if activation is activations.sigmoid:
+        return lambda y: y * (1.0 - y)
+    if activation is activations.tanh:
+        return lambda y: 1.0 - y * y
+    if activation is activations.linear:
+        return lambda y: ops.ones_like(y)
+    return None
+
+
+def add_gradients(*terms):
+    """The sum of the terms that are not None (None if all are)."""
+    present = [term for term in terms if term is not None]
+    if not present:
+        return None
+    total = present[0]
+    for term in present[1:]:
+        total = total + term
+    return total
+
+
 class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """Base class of the LSTM-family cells: gate blocks, dropout, config.
 
@@ -431,6 +453,85 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         they are loop invariants rather than per-step reads.
         """
         return contextlib.nullcontext()
+
+    # -- hand-written backward step (TensorFlow fast path) ---------------
+    #
+    # Automatic differentiation of one step records every slice, broadcast
+    # and activation of the step and replays its gradient op by op; a cell
+    # whose equations are written out backwards below needs about half the
+    # operations per backward step, and leaves the gradients of its small
+    # weights (peepholes, untied kernel) to one reduction over all steps.
+
+    # The number of per-step tensors `step_backward` returns in `saved`.
+    step_backward_saves = 0
+
+    def step_backward(self, projected, states, d_new_states):
+        """Vector-Jacobian product of one `recurrent_step`, written by hand.
+
+        Args:
+            projected: The step's full gate pre-activations, `W x + U h + b`
+                (the recurrent product already added, as the fast loop
+                hands it to the step), with any extra projected columns.
+            states: The states the step starts from.
+            d_new_states: Gradients of the loss with respect to the states
+                the step returns (the output's gradient added to h's).
+
+        Returns:
+            `(d_projected, d_states, saved)`: the gradient with respect to
+            `projected` (the loop turns its recurrent blocks into
+            `d h_{t-1}` and `dU`), with respect to `states` other than
+            through `projected` (None where there is none), and a list of
+            per-step tensors `backward_weight_gradients` needs.
+        """
+        raise NotImplementedError
+
+    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+        """Gradients of the cell's own small weights, from all steps at once.
+
+        Every argument is stacked over time (leading axis): `d_projected`
+        from `step_backward`, `inputs` the projected inputs `W x + b`,
+        `states_in` / `states_out` the states each step starts from and
+        returns, `saved` the per-step tensors of `step_backward`. Returns a
+        list of `(variable, gradient)` for every weight the step reads
+        besides `recurrent_kernel`.
+        """
+        return [
+            (weight, ops.sum(d_projected[..., self._block(gate)] * memory, axis=(0, 1)))
+            for gate, weight in self.peephole_weights.items()
+            for memory in [states_out[1] if gate == "o" else states_in[1]]
+        ]
+
+    @property
+    def has_step_backward(self):
+        """Whether `step_backward` is written for this cell and its activations.
+
+        Written only for activations whose derivative follows from their
+        output (sigmoid, tanh, linear); other ones take the automatic
+        derivative of the step.
+        """
+        return (
+            type(self).step_backward is not GatedCell.step_backward
+            and _derivative_from_output(self.recurrent_activation) is not None
+            and _derivative_from_output(self.activation) is not None
+        )
+
+    def activation_derivatives(self):
+        """`(σ', φ')` as functions of the activations' outputs."""
+        return (
+            _derivative_from_output(self.recurrent_activation),
+            _derivative_from_output(self.activation),
+        )
+
+    def peep_backward(self, gate, d_preactivation):
+        """The gradient a peeping `gate` sends back to the memory it reads."""
+        if gate in self.peephole_weights:
+            return self.peephole_weights[gate] * d_preactivation
+        return None
+
+    def _block(self, gate):
+        """The slice of a kernel-gate block in `projected`."""
+        k = self.kernel_gates.index(gate)
+        return slice(k * self.units, (k + 1) * self.units)
 
     def gated_step(self, projected, states, training=False):
         """One step: returns `(output, new_states, gates)`.

@@ -6,6 +6,7 @@ from keras import ops
 from keras_gated.layers._stack import StackedGatedCell
 from keras_gated.layers._stack import check_count
 from keras_gated.layers.base import GatedRNN
+from keras_gated.layers.base import add_gradients
 
 # Arguments that belong to the whole stack, not to one of its layers.
 _STACK_ONLY_KEYS = ("name", "num_layers", "dropout", "recurrent_dropout", "seed")
@@ -218,6 +219,51 @@ class DepthGatedLSTMCell(StackedGatedCell):
         o = σ(self.peep("o", z["o"], c))
         h = o * φ(c)
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
+
+    def step_backward(self, projected, states, d_new_states):
+        """The one-layer cell's step backwards (stacks have no fast path)."""
+        c_tm1 = states[1]
+        σ, φ = self.recurrent_activation, self.activation
+        dσ, dφ = self.activation_derivatives()
+        z_i, z_f, z_c, z_o, z_d, lower = ops.split(projected, 6, axis=-1)
+        i = σ(self.peep("i", z_i, c_tm1))
+        f = σ(self.peep("f", z_f, c_tm1))
+        d = σ(
+            z_d
+            + self.depth_gate_cell_weights * c_tm1
+            + self.depth_gate_lower_weights * lower
+        )
+        g = φ(z_c)
+        c = d * lower + f * c_tm1 + i * g
+        o = σ(self.peep("o", z_o, c))
+        φc = φ(c)
+        d_h, d_c = d_new_states
+        d_o = d_h * φc * dσ(o)
+        d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
+        d_i = d_c * g * dσ(i)
+        d_f = d_c * c_tm1 * dσ(f)
+        d_d = d_c * lower * dσ(d)
+        d_lower = d_c * d + self.depth_gate_lower_weights * d_d
+        d_c_tm1 = add_gradients(
+            d_c * f,
+            self.peep_backward("i", d_i),
+            self.peep_backward("f", d_f),
+            self.depth_gate_cell_weights * d_d,
+        )
+        d_projected = ops.concatenate(
+            [d_i, d_f, d_c * i * dφ(g), d_o, d_d, d_lower], axis=-1
+        )
+        return d_projected, [None, d_c_tm1], []
+
+    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+        d_d = d_projected[..., self._block("d")]
+        lower = inputs[..., 5 * self.units :]
+        return super().backward_weight_gradients(
+            d_projected, inputs, states_in, states_out, saved
+        ) + [
+            (self.depth_gate_cell_weights, ops.sum(d_d * states_in[1], axis=(0, 1))),
+            (self.depth_gate_lower_weights, ops.sum(d_d * lower, axis=(0, 1))),
+        ]
 
     def gated_step(self, projected, states, training=False, hidden_perturbations=None):
         """One step of the whole stack, bottom-up.

@@ -7,6 +7,7 @@ from keras import ops
 from keras import regularizers
 
 from keras_gated.layers.base import GatedCell
+from keras_gated.layers.base import add_gradients
 from keras_gated.layers.base import GatedRNN
 from keras_gated.layers.base import get_initializer
 
@@ -47,6 +48,7 @@ class UntiedLSTMCell(GatedCell):
     kernel_gates = "ifcoz"
     recurrent_gates = "ifoz"
     deferred_recurrent_product = True
+    step_backward_saves = 1
 
     def __init__(
         self,
@@ -88,6 +90,49 @@ class UntiedLSTMCell(GatedCell):
         c = f * c_tm1 + i * g
         h = o * φ(c)
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
+
+    def step_backward(self, projected, states, d_new_states):
+        c_tm1 = states[1]
+        σ, φ = self.recurrent_activation, self.activation
+        dσ, dφ = self.activation_derivatives()
+        z_i, z_f, z_c, z_o, z_z = ops.split(projected, 5, axis=-1)
+        i, f, o, untied = σ(z_i), σ(z_f), σ(z_o), σ(z_z)
+        φc_tm1 = φ(c_tm1)
+        # The untied product is the one matrix product inside the step; it
+        # is recomputed here rather than kept from the forward loop.
+        read = untied * φc_tm1
+        g = φ(z_c + ops.matmul(read, self.untied_kernel))
+        c = f * c_tm1 + i * g
+        φc = φ(c)
+        d_h, d_c = d_new_states
+        d_c = add_gradients(d_c, d_h * o * dφ(φc))
+        d_g = d_c * i * dφ(g)
+        d_read = ops.matmul(d_g, ops.transpose(self.untied_kernel))
+        d_projected = ops.concatenate(
+            [
+                d_c * g * dσ(i),
+                d_c * c_tm1 * dσ(f),
+                d_g,
+                d_h * φc * dσ(o),
+                d_read * φc_tm1 * dσ(untied),
+            ],
+            axis=-1,
+        )
+        d_c_tm1 = d_c * f + d_read * untied * dφ(φc_tm1)
+        return d_projected, [None, d_c_tm1], [read]
+
+    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+        (read,) = saved
+        d_g = d_projected[..., self._block("c")]
+        return [
+            (
+                self.untied_kernel,
+                ops.matmul(
+                    ops.transpose(ops.reshape(read, (-1, self.units))),
+                    ops.reshape(d_g, (-1, self.units)),
+                ),
+            )
+        ]
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
