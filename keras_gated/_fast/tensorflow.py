@@ -132,20 +132,15 @@ def fused_rnn(
         length = tf.shape(time_major)[0]
     num_states = len(initial_state)
     units = recurrent_kernel.shape[0]
-    # The step adds U h_{t-1} to the leading kernel-gate blocks of its
-    # projected input; the loop adds it there itself (zero columns for the
-    # blocks without a recurrent term and for any extra projected columns),
-    # so that one stored pre-activation z_t serves the backward loop, and
-    # hands the step a zero recurrent product.
-    recurrent_blocks = [
-        cell.kernel_gates.index(gate) for gate in cell.recurrent_gates
-    ]
-    width = time_major.shape[-1]
-    padded_kernel, recurrent_columns = _padded_kernel(
-        recurrent_kernel, recurrent_blocks, len(cell.kernel_gates), units, width
-    )
+    width = recurrent_kernel.shape[1]
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
+    written = cell.has_step_backward
+    # Whether d(U h) is d(projected) itself (same gate blocks, no extras).
+    recurrent_is_projected = (
+        cell.recurrent_gates == cell.kernel_gates
+        and time_major.shape[-1] == width
+    )
 
     def masked_step(p_t, r_t, mask_t, states, prev_output):
         """The step after the recurrent product, with Keras's masking rules."""
@@ -165,30 +160,27 @@ def fused_rnn(
     def recurrent_input(h_tm1):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
-    sequences = [time_major] + ([step_mask] if step_mask is not None else [])
-    written = cell.has_step_backward
-
     @tf.custom_gradient
     def loop(time_major, recurrent_kernel, *states):
         states = list(states)
+        # One store of the projected inputs, read by both loops.
+        inputs = time_major if unroll else tf.TensorArray(
+            time_major.dtype, size=length, clear_after_read=False
+        ).unstack(time_major)
+        sequences = [inputs] + ([step_mask] if step_mask is not None else [])
         zero_output = tf.zeros_like(states[0])
-        zero_product = tf.zeros(
-            [tf.shape(states[0])[0], recurrent_kernel.shape[1]], states[0].dtype
-        )
 
         def forward_step(t, items, carry):
             p_t = items[0]
             mask_t = items[1] if step_mask is not None else None
             states, prev_output = carry[:num_states], carry[num_states]
-            z_t = p_t + tf.matmul(recurrent_input(states[0]), padded_kernel)
-            output, new_states = masked_step(
-                z_t, zero_product, mask_t, states, prev_output
-            )
-            return [output, z_t] + list(states), list(new_states) + [output]
+            r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
+            output, new_states = masked_step(p_t, r_t, mask_t, states, prev_output)
+            return [output, r_t] + list(states), list(new_states) + [output]
 
-        # Kept for the backward loop: the pre-activations z_t (as the loop's
-        # own per-step store, freed step by step as the backward loop reads
-        # it), the states each step starts from and the outputs.
+        # Kept for the backward loop: the recurrent products r_t (as the
+        # loop's own per-step store, freed step by step as the backward loop
+        # reads it), the states each step starts from and the outputs.
         stacked, carry = _scan(
             forward_step,
             sequences,
@@ -198,7 +190,7 @@ def fused_rnn(
             unroll=unroll,
             unstacked=(1,),
         )
-        outputs, preactivations = stacked[0], stacked[1]
+        outputs, products = stacked[0], stacked[1]
         states_in = stacked[2:]
         final_states = carry[:num_states]
 
@@ -211,25 +203,32 @@ def fused_rnn(
             prev_outputs = None
             if carries_output:
                 prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
+            # Transposed once, outside the loop: oneDNN runs the thin product
+            # d_r U^T about 3x slower with `transpose_b=True` than on a
+            # transposed copy (measured at 4H = 1024 columns).
+            recurrent_kernel_t = tf.transpose(recurrent_kernel)
 
             def read_items(items):
-                z_t, d_out_t = items[0], items[1]
-                states_t = items[2 : 2 + num_states]
-                rest = items[2 + num_states :]
+                p_t, r_t, d_out_t = items[0], items[1], items[2]
+                states_t = items[3 : 3 + num_states]
+                rest = items[3 + num_states :]
                 mask_t = rest.pop(0) if step_mask is not None else None
                 prev_output = rest.pop(0) if carries_output else zero_output
-                return z_t, d_out_t, states_t, mask_t, prev_output
+                return p_t, r_t, d_out_t, states_t, mask_t, prev_output
 
-            def through_recurrent_product(d_z, d_states_prev):
-                d_h = tf.matmul(d_z, padded_kernel, transpose_b=True)
+            def through_recurrent_product(d_r, d_states_prev):
+                d_h = tf.matmul(d_r, recurrent_kernel_t)
                 if recurrent_mask is not None:
                     d_h = d_h * recurrent_mask
                 d_states_prev[0] = d_states_prev[0] + d_h
                 return d_states_prev
 
+            def per_step_outputs(d_p, d_r):
+                return [d_p] if recurrent_is_projected else [d_p, d_r]
+
             def written_backward_step(t, items, carry):
                 """The cell's own `step_backward`, with Keras's masking rules."""
-                z_t, d_out_t, states_t, mask_t, _ = read_items(items)
+                p_t, r_t, d_out_t, states_t, mask_t, _ = read_items(items)
                 d_states_t = carry[:num_states]
                 d_output = d_out_t + carry[num_states] if carries_output else d_out_t
                 d_new = [d_states_t[0] + d_output] + list(d_states_t[1:])
@@ -242,29 +241,32 @@ def fused_rnn(
                     passed = [tf.where(mask_t, 0.0, d) for d in d_states_t]
                     if carries_output:
                         d_prev = tf.where(mask_t, 0.0, d_output)
-                d_z, d_cell_states, saved = cell.step_backward(
-                    z_t, list(states_t), d_new
+                d_p, d_r, d_cell_states, saved = cell.step_backward(
+                    p_t, r_t, list(states_t), d_new
                 )
                 d_states_prev = [
                     _sum_or_zeros(a, b, like)
                     for a, b, like in zip(d_cell_states, passed, states_t)
                 ]
-                d_states_prev = through_recurrent_product(d_z, d_states_prev)
-                return [d_z] + list(saved), d_states_prev + [d_prev]
+                d_states_prev = through_recurrent_product(d_r, d_states_prev)
+                return (
+                    per_step_outputs(d_p, d_r) + list(saved),
+                    d_states_prev + [d_prev],
+                )
 
             def taped_backward_step(t, items, carry):
                 """Automatic derivative of the step, for cells without one written."""
-                z_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
+                p_t, r_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
                 d_states_t = carry[:num_states]
                 d_prev = carry[num_states]
                 d_vars = carry[num_states + 1 :]
-                watched = [z_t] + list(states_t) + (
+                watched = [p_t, r_t] + list(states_t) + (
                     [prev_output] if carries_output else []
                 )
                 with tf.GradientTape() as tape:
                     tape.watch(watched)
                     output, new_states = masked_step(
-                        z_t, zero_product, mask_t, states_t, prev_output
+                        p_t, r_t, mask_t, states_t, prev_output
                     )
                 grads = tape.gradient(
                     [output] + list(new_states),
@@ -272,62 +274,65 @@ def fused_rnn(
                     output_gradients=[d_out_t + d_prev] + list(d_states_t),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
-                d_z = grads[0]
-                d_states_prev = list(grads[1 : 1 + num_states])
-                position = 1 + num_states
+                d_p, d_r = grads[0], grads[1]
+                d_states_prev = list(grads[2 : 2 + num_states])
+                position = 2 + num_states
                 if carries_output:
                     d_prev = grads[position]
                     position += 1
                 else:
                     d_prev = tf.zeros_like(d_prev)
                 d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
-                d_states_prev = through_recurrent_product(d_z, d_states_prev)
-                return [d_z], d_states_prev + [d_prev] + d_vars
+                d_states_prev = through_recurrent_product(d_r, d_states_prev)
+                return per_step_outputs(d_p, d_r), d_states_prev + [d_prev] + d_vars
 
-            items = [preactivations, d_outputs] + list(states_in)
+            items = [inputs, products, d_outputs] + list(states_in)
             if step_mask is not None:
                 items.append(step_mask)
             if carries_output:
                 items.append(prev_outputs)
             initial_carry = d_states + [tf.zeros_like(zero_output)]
+            num_outputs = 1 if recurrent_is_projected else 2
             if written:
-                stacked, carry = _scan(
-                    written_backward_step,
-                    items,
-                    initial_carry,
-                    length,
-                    num_outputs=1 + cell.step_backward_saves,
-                    reverse=True,
-                    unroll=unroll,
-                )
-                d_projected, saved = stacked[0], stacked[1:]
-                states_out = _ShiftedStates(states_in, final_states)
+                with cell.backward_loop_weights():
+                    stacked, carry = _scan(
+                        written_backward_step,
+                        items,
+                        initial_carry,
+                        length,
+                        num_outputs=num_outputs + cell.step_backward_saves,
+                        reverse=True,
+                        unroll=unroll,
+                    )
+                saved = stacked[num_outputs:]
                 d_variables = _match_variables(
                     variables,
                     cell.backward_weight_gradients(
-                        d_projected, time_major, states_in, states_out, saved
+                        stacked[0],
+                        time_major,
+                        states_in,
+                        _ShiftedStates(states_in, final_states),
+                        saved,
                     ),
                 )
             else:
-                (d_projected,), carry = _scan(
+                stacked, carry = _scan(
                     taped_backward_step,
                     items,
                     initial_carry + [tf.zeros_like(v) for v in variables],
                     length,
-                    num_outputs=1,
+                    num_outputs=num_outputs,
                     reverse=True,
                     unroll=unroll,
                 )
                 d_variables = carry[num_states + 1 :]
+            d_projected = stacked[0]
+            d_recurrent = stacked[0] if recurrent_is_projected else stacked[1]
             d_initial_states = carry[:num_states]
-            d_recurrent = (
-                d_projected if recurrent_columns is None
-                else tf.gather(d_projected, recurrent_columns, axis=2)
-            )
             h_in = recurrent_input(states_in[0])
             d_kernel = tf.matmul(
                 tf.reshape(h_in, [-1, units]),
-                tf.reshape(d_recurrent, [-1, recurrent_kernel.shape[1]]),
+                tf.reshape(d_recurrent, [-1, width]),
                 transpose_a=True,
             )
             return [d_projected, d_kernel] + list(d_initial_states), d_variables
@@ -342,30 +347,6 @@ def fused_rnn(
     else:
         outputs = last_output[:, None, :]
     return last_output, outputs, new_states
-
-
-def _padded_kernel(recurrent_kernel, recurrent_blocks, num_blocks, units, width):
-    """U with its blocks at their places among `width` projected columns.
-
-    Returns the padded kernel and the columns of the projected input that
-    hold recurrent blocks (None when they are all of them, in order).
-    """
-    if recurrent_blocks == list(range(num_blocks)) and width == num_blocks * units:
-        return recurrent_kernel, None
-    zeros = tf.zeros([units, units], recurrent_kernel.dtype)
-    pieces = [zeros] * num_blocks
-    for position, block in enumerate(recurrent_blocks):
-        pieces[block] = recurrent_kernel[:, position * units : (position + 1) * units]
-    if width > num_blocks * units:
-        pieces.append(tf.zeros([units, width - num_blocks * units], zeros.dtype))
-    columns = [
-        block * units + j for block in recurrent_blocks for j in range(units)
-    ]
-    return tf.concat(pieces, axis=1), tf.constant(columns, tf.int32)
-
-
-def _zeros_if_none(gradient, like):
-    return tf.zeros_like(like) if gradient is None else gradient
 
 
 def _sum_or_zeros(a, b, like):
@@ -413,3 +394,7 @@ def _match_variables(variables, gradients):
             )
         ordered.append(tf.convert_to_tensor(by_variable[variable.ref()]))
     return ordered
+
+
+def _zeros_if_none(gradient, like):
+    return tf.zeros_like(like) if gradient is None else gradient

@@ -411,8 +411,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     def gate_inputs(self, projected, h_tm1):
         """Adds `U h_{t-1}` to the projected inputs; returns {gate: pre-activation}."""
+        return self.split_gates(projected, self.recurrent_product(h_tm1))
+
+    def split_gates(self, projected, recurrent):
+        """{gate: pre-activation} from `W x + b` and the product `U h_{t-1}`."""
         k = len(self.kernel_gates)
-        recurrent = self.recurrent_product(h_tm1)
         if self.recurrent_gates == self.kernel_gates:
             return dict(
                 zip(self.kernel_gates, ops.split(projected + recurrent, k, axis=-1))
@@ -422,6 +425,24 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         for gate, block in zip(self.recurrent_gates, recurrent_blocks):
             blocks[gate] = blocks[gate] + block
         return blocks
+
+    def join_gate_gradients(self, d_gates, extra=()):
+        """`(d_projected, d_recurrent)` from the gradients of the pre-activations.
+
+        `d_gates` maps every kernel gate to the gradient of its
+        pre-activation; `extra` holds the gradients of any projected columns
+        after the gate blocks. `d_recurrent`, the gradient of `U h_{t-1}`,
+        is the same tensor as `d_projected` when the two have the same blocks.
+        """
+        d_projected = ops.concatenate(
+            [d_gates[gate] for gate in self.kernel_gates] + list(extra), axis=-1
+        )
+        if self.recurrent_gates == self.kernel_gates and not extra:
+            return d_projected, d_projected
+        d_recurrent = ops.concatenate(
+            [d_gates[gate] for gate in self.recurrent_gates], axis=-1
+        )
+        return d_projected, d_recurrent
 
     def peep(self, gate, preactivation, memory):
         """Adds the peephole term `p ⊙ c` of `gate`, if that gate peeps."""
@@ -465,23 +486,25 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # The number of per-step tensors `step_backward` returns in `saved`.
     step_backward_saves = 0
 
-    def step_backward(self, projected, states, d_new_states):
+    def step_backward(self, projected, recurrent, states, d_new_states):
         """Vector-Jacobian product of one `recurrent_step`, written by hand.
 
         Args:
-            projected: The step's full gate pre-activations, `W x + U h + b`
-                (the recurrent product already added, as the fast loop
-                hands it to the step), with any extra projected columns.
+            projected: The step's projected inputs `W x + b` (with any extra
+                projected columns).
+            recurrent: The step's recurrent product `U h_{t-1}` (computed by
+                the fast loop, which also takes its gradient).
             states: The states the step starts from.
             d_new_states: Gradients of the loss with respect to the states
                 the step returns (the output's gradient added to h's).
 
         Returns:
-            `(d_projected, d_states, saved)`: the gradient with respect to
-            `projected` (the loop turns its recurrent blocks into
-            `d h_{t-1}` and `dU`), with respect to `states` other than
-            through `projected` (None where there is none), and a list of
-            per-step tensors `backward_weight_gradients` needs.
+            `(d_projected, d_recurrent, d_states, saved)`: the gradients
+            with respect to `projected` and `recurrent` (see
+            `join_gate_gradients`), with respect to `states` other than
+            through `recurrent` (None where there is none), and a list of
+            `step_backward_saves` per-step tensors that
+            `backward_weight_gradients` needs.
         """
         raise NotImplementedError
 
@@ -500,6 +523,14 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             for gate, weight in self.peephole_weights.items()
             for memory in [states_out[1] if gate == "o" else states_in[1]]
         ]
+
+    def backward_loop_weights(self):
+        """Context entered around the fast path's backward loop (no-op default).
+
+        Like `loop_weights`: a place to prepare loop invariants, such as a
+        transposed kernel, once.
+        """
+        return contextlib.nullcontext()
 
     @property
     def has_step_backward(self):

@@ -1,7 +1,6 @@
 """Coupled input-forget gate LSTM, CIFG (Greff et al. 2017, "LSTM: A Search Space Odyssey")."""
 
 import keras
-from keras import ops
 
 from keras_gated.layers.base import GatedCell
 from keras_gated.layers.base import add_gradients
@@ -58,24 +57,23 @@ class CoupledLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"forget": f, "output": o}
 
-    def step_backward(self, projected, states, d_new_states):
+    def step_backward(self, projected, recurrent, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z_f, z_c, z_o = ops.split(projected, 3, axis=-1)
-        f = σ(self.peep("f", z_f, c_tm1))
-        g = φ(z_c)
+        z = self.split_gates(projected, recurrent)
+        f = σ(self.peep("f", z["f"], c_tm1))
+        g = φ(z["c"])
         c = f * c_tm1 + (1.0 - f) * g
-        o = σ(self.peep("o", z_o, c))
+        o = σ(self.peep("o", z["o"], c))
         φc = φ(c)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
         d_f = d_c * (c_tm1 - g) * dσ(f)
-        d_g = d_c * (1.0 - f) * dφ(g)
         d_c_tm1 = add_gradients(d_c * f, self.peep_backward("f", d_f))
-        d_projected = ops.concatenate([d_f, d_g, d_o], axis=-1)
-        return d_projected, [None, d_c_tm1], []
+        d_gates = {"f": d_f, "c": d_c * (1.0 - f) * dφ(g), "o": d_o}
+        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [])
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

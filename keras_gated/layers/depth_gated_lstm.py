@@ -220,22 +220,23 @@ class DepthGatedLSTMCell(StackedGatedCell):
         h = o * φ(c)
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
 
-    def step_backward(self, projected, states, d_new_states):
+    def step_backward(self, projected, recurrent, states, d_new_states):
         """The one-layer cell's step backwards (stacks have no fast path)."""
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z_i, z_f, z_c, z_o, z_d, lower = ops.split(projected, 6, axis=-1)
-        i = σ(self.peep("i", z_i, c_tm1))
-        f = σ(self.peep("f", z_f, c_tm1))
+        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
+        z = self.split_gates(gate_inputs, recurrent)
+        i = σ(self.peep("i", z["i"], c_tm1))
+        f = σ(self.peep("f", z["f"], c_tm1))
         d = σ(
-            z_d
+            z["d"]
             + self.depth_gate_cell_weights * c_tm1
             + self.depth_gate_lower_weights * lower
         )
-        g = φ(z_c)
+        g = φ(z["c"])
         c = d * lower + f * c_tm1 + i * g
-        o = σ(self.peep("o", z_o, c))
+        o = σ(self.peep("o", z["o"], c))
         φc = φ(c)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
@@ -250,10 +251,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             self.peep_backward("f", d_f),
             self.depth_gate_cell_weights * d_d,
         )
-        d_projected = ops.concatenate(
-            [d_i, d_f, d_c * i * dφ(g), d_o, d_d, d_lower], axis=-1
+        d_gates = {"i": d_i, "f": d_f, "c": d_c * i * dφ(g), "o": d_o, "d": d_d}
+        return (
+            *self.join_gate_gradients(d_gates, extra=[d_lower]),
+            [None, d_c_tm1],
+            [],
         )
-        return d_projected, [None, d_c_tm1], []
 
     def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
         d_d = d_projected[..., self._block("d")]

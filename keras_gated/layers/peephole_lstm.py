@@ -1,7 +1,6 @@
 """Peephole LSTM (Gers & Schmidhuber 2000; Gers, Schraudolph & Schmidhuber 2002)."""
 
 import keras
-from keras import ops
 
 from keras_gated.layers.base import GatedCell
 from keras_gated.layers.base import add_gradients
@@ -67,28 +66,27 @@ class PeepholeLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"input": i, "forget": f, "output": o}
 
-    def step_backward(self, projected, states, d_new_states):
+    def step_backward(self, projected, recurrent, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z_i, z_f, z_c, z_o = ops.split(projected, 4, axis=-1)
-        i = σ(self.peep("i", z_i, c_tm1))
-        f = σ(self.peep("f", z_f, c_tm1))
-        g = φ(z_c)
+        z = self.split_gates(projected, recurrent)
+        i = σ(self.peep("i", z["i"], c_tm1))
+        f = σ(self.peep("f", z["f"], c_tm1))
+        g = φ(z["c"])
         c = f * c_tm1 + i * g
-        o = σ(self.peep("o", z_o, c))
+        o = σ(self.peep("o", z["o"], c))
         φc = φ(c)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
         d_i = d_c * g * dσ(i)
         d_f = d_c * c_tm1 * dσ(f)
-        d_g = d_c * i * dφ(g)
         d_c_tm1 = add_gradients(
             d_c * f, self.peep_backward("i", d_i), self.peep_backward("f", d_f)
         )
-        d_projected = ops.concatenate([d_i, d_f, d_g, d_o], axis=-1)
-        return d_projected, [None, d_c_tm1], []
+        d_gates = {"i": d_i, "f": d_f, "c": d_c * i * dφ(g), "o": d_o}
+        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [])
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

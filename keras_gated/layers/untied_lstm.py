@@ -1,5 +1,7 @@
 """Untied LSTM, ULSTM (Gao & Oates, "On Finer Control of Information Flow in LSTMs", 2018)."""
 
+import contextlib
+
 import keras
 from keras import constraints
 from keras import initializers
@@ -91,35 +93,48 @@ class UntiedLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
-    def step_backward(self, projected, states, d_new_states):
+    def step_backward(self, projected, recurrent, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z_i, z_f, z_c, z_o, z_z = ops.split(projected, 5, axis=-1)
-        i, f, o, untied = σ(z_i), σ(z_f), σ(z_o), σ(z_z)
+        z = self.split_gates(projected, recurrent)
+        i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
         φc_tm1 = φ(c_tm1)
-        # The untied product is the one matrix product inside the step; it
-        # is recomputed here rather than kept from the forward loop.
+        # The untied product, the one matrix product inside the step, is
+        # recomputed here rather than kept from the forward loop.
         read = untied * φc_tm1
-        g = φ(z_c + ops.matmul(read, self.untied_kernel))
+        g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
         c = f * c_tm1 + i * g
         φc = φ(c)
         d_h, d_c = d_new_states
         d_c = add_gradients(d_c, d_h * o * dφ(φc))
         d_g = d_c * i * dφ(g)
-        d_read = ops.matmul(d_g, ops.transpose(self.untied_kernel))
-        d_projected = ops.concatenate(
-            [
-                d_c * g * dσ(i),
-                d_c * c_tm1 * dσ(f),
-                d_g,
-                d_h * φc * dσ(o),
-                d_read * φc_tm1 * dσ(untied),
-            ],
-            axis=-1,
-        )
+        d_read = ops.matmul(d_g, self._untied_kernel_transposed())
+        d_gates = {
+            "i": d_c * g * dσ(i),
+            "f": d_c * c_tm1 * dσ(f),
+            "c": d_g,
+            "o": d_h * φc * dσ(o),
+            "z": d_read * φc_tm1 * dσ(untied),
+        }
         d_c_tm1 = d_c * f + d_read * untied * dφ(φc_tm1)
-        return d_projected, [None, d_c_tm1], [read]
+        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [read])
+
+    def _untied_kernel_transposed(self):
+        # Set by `backward_loop_weights` so that the backward loop reads a
+        # loop invariant rather than transposing M at every step.
+        transposed = getattr(self, "_untied_kernel_t", None)
+        if transposed is None:
+            return ops.transpose(self.untied_kernel)
+        return transposed
+
+    @contextlib.contextmanager
+    def backward_loop_weights(self):
+        self._untied_kernel_t = ops.transpose(self.untied_kernel)
+        try:
+            yield
+        finally:
+            self._untied_kernel_t = None
 
     def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
         (read,) = saved
