@@ -36,15 +36,19 @@ def fast_loop_supported(layer, training):
     return bool(getattr(layer.cell, "deferred_recurrent_product", False))
 
 
-def fast_loop(layer, projected, initial_state, mask, training):
-    """Runs the layer's time loop on a backend-specific fast path, or returns None."""
+def fast_loop(layer, inputs, initial_state, mask, training):
+    """Runs the layer's time loop on a backend-specific fast path, or returns None.
+
+    `inputs` are the layer's inputs after input dropout; the fast path
+    projects them itself.
+    """
     if not fast_loop_supported(layer, training):
         return None
     from keras_gated._fast import tensorflow as tf_fast
 
     return tf_fast.fused_rnn(
         layer.cell,
-        projected,
+        inputs,
         initial_state,
         mask=mask,
         training=training,

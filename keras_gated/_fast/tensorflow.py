@@ -31,6 +31,8 @@ exactly, so this path gives the numbers of the cell path.
 
 import tensorflow as tf
 
+from keras_gated.layers.base import INCLUDED
+
 
 def _scan(
     step, sequences, carry, length, num_outputs, reverse=False, unroll=False,
@@ -60,17 +62,19 @@ def _scan(
             for i, slot in enumerate(collected)
         ], carry
 
-    inputs_ta = [
-        s if isinstance(s, tf.TensorArray)
-        else tf.TensorArray(s.dtype, size=length).unstack(s)
-        for s in sequences
-    ]
     dtype = carry[0].dtype
     outputs_ta = [tf.TensorArray(dtype, size=length) for _ in range(num_outputs)]
 
+    def read(sequence, t):
+        # A tensor is sliced in place rather than unstacked into a
+        # TensorArray first, which would copy it whole.
+        if isinstance(sequence, tf.TensorArray):
+            return sequence.read(t)
+        return tf.gather(sequence, t)
+
     def body(i, carry, outputs_ta):
         t = length - 1 - i if reverse else i
-        outputs, carry = step(t, [ta.read(t) for ta in inputs_ta], carry)
+        outputs, carry = step(t, [read(s, t) for s in sequences], carry)
         outputs_ta = [ta.write(t, v) for ta, v in zip(outputs_ta, outputs)]
         return i + 1, carry, outputs_ta
 
@@ -88,7 +92,7 @@ def _scan(
 
 def fused_rnn(
     cell,
-    projected,
+    inputs,
     initial_state,
     mask=None,
     training=False,
@@ -97,11 +101,11 @@ def fused_rnn(
     return_all_outputs=True,
     unroll=False,
 ):
-    """Runs `cell` over the projected inputs; same contract as `keras.src.backend.rnn`.
+    """Runs `cell` over `inputs`; same contract as `keras.src.backend.rnn`.
 
     Args:
         cell: A built `GatedCell` with `deferred_recurrent_product = True`.
-        projected: `cell.project_inputs(inputs)`, shape (batch, time, kH).
+        inputs: The layer's inputs after input dropout, (batch, time, D).
         initial_state: List of state tensors, `h` first.
         mask: Optional boolean (batch, time) mask.
 
@@ -109,7 +113,7 @@ def fused_rnn(
         `(last_output, outputs, new_states)`, where `outputs` is
         (batch, time, H) if `return_all_outputs`, else (batch, 1, H).
     """
-    projected = tf.convert_to_tensor(projected)
+    inputs = tf.convert_to_tensor(inputs)
     recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
     recurrent_mask = None
     if training and cell.recurrent_dropout > 0:
@@ -120,36 +124,34 @@ def fused_rnn(
         if len(mask.shape) == 3:
             mask = mask[..., 0]
         step_mask = tf.transpose(tf.cast(mask, tf.bool))[..., None]  # (T, B, 1)
-    time_major = tf.transpose(projected, [1, 0, 2])
+    # Transposed before the projection, where it is D wide rather than kH:
+    # the projection then comes out time-major, as the loop reads it.
+    time_major_inputs = tf.transpose(inputs, [1, 0, 2])
     if go_backwards:
-        time_major = tf.reverse(time_major, [0])
+        time_major_inputs = tf.reverse(time_major_inputs, [0])
         if step_mask is not None:
             step_mask = tf.reverse(step_mask, [0])
-    length = time_major.shape[0]
+    projected = tf.convert_to_tensor(cell.project_inputs(time_major_inputs))
+    length = projected.shape[0]
     if length is None:
         if unroll:
             raise ValueError("unroll=True needs a known number of time steps.")
-        length = tf.shape(time_major)[0]
+        length = tf.shape(projected)[0]
     num_states = len(initial_state)
     units = recurrent_kernel.shape[0]
     width = recurrent_kernel.shape[1]
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
     written = cell.has_step_backward
-    # Whether d(U h) is d(projected) itself (same gate blocks, no extras).
-    recurrent_is_projected = (
-        cell.recurrent_gates == cell.kernel_gates
-        and time_major.shape[-1] == width
-    )
 
-    def masked_step(p_t, r_t, mask_t, states, prev_output):
-        """The step after the recurrent product, with Keras's masking rules."""
+    def masked_step(z_t, mask_t, states, prev_output):
+        """The step from its full pre-activations, with Keras's masking rules."""
         # training=False: the loop applies the recurrent dropout mask itself
-        # (recurrent_input) and hands the cell its product. Asking the cell
-        # for its mask here would draw a fresh one in the backward loop,
-        # which runs after keras.layers.RNN has reset the cached masks.
-        with cell.given_recurrent_product(r_t):
-            output, new_states = cell.recurrent_step(p_t, list(states), False)
+        # (recurrent_input) and hands the cell its pre-activations. Asking
+        # the cell for its mask here would draw a fresh one in the backward
+        # loop, which runs after keras.layers.RNN has reset the cached masks.
+        with cell.given_recurrent_product(INCLUDED):
+            output, new_states = cell.recurrent_step(z_t, list(states), False)
         new_states = list(new_states)
         if mask_t is not None:
             fallback = prev_output if carries_output else tf.zeros_like(output)
@@ -161,26 +163,24 @@ def fused_rnn(
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
     @tf.custom_gradient
-    def loop(time_major, recurrent_kernel, *states):
+    def loop(projected, recurrent_kernel, *states):
         states = list(states)
-        # One store of the projected inputs, read by both loops.
-        inputs = time_major if unroll else tf.TensorArray(
-            time_major.dtype, size=length, clear_after_read=False
-        ).unstack(time_major)
-        sequences = [inputs] + ([step_mask] if step_mask is not None else [])
         zero_output = tf.zeros_like(states[0])
+        sequences = [projected] + ([step_mask] if step_mask is not None else [])
 
         def forward_step(t, items, carry):
             p_t = items[0]
             mask_t = items[1] if step_mask is not None else None
             states, prev_output = carry[:num_states], carry[num_states]
             r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
-            output, new_states = masked_step(p_t, r_t, mask_t, states, prev_output)
-            return [output, r_t] + list(states), list(new_states) + [output]
+            z_t = cell.full_preactivations(p_t, r_t)
+            output, new_states = masked_step(z_t, mask_t, states, prev_output)
+            return [output, z_t] + list(states), list(new_states) + [output]
 
-        # Kept for the backward loop: the recurrent products r_t (as the
+        # Kept for the backward loop: the full pre-activations z_t (as the
         # loop's own per-step store, freed step by step as the backward loop
-        # reads it), the states each step starts from and the outputs.
+        # reads it), the states each step starts from and the outputs. The
+        # projected inputs are not needed again, so they are freed.
         stacked, carry = _scan(
             forward_step,
             sequences,
@@ -190,7 +190,7 @@ def fused_rnn(
             unroll=unroll,
             unstacked=(1,),
         )
-        outputs, products = stacked[0], stacked[1]
+        outputs, preactivations = stacked[0], stacked[1]
         states_in = stacked[2:]
         final_states = carry[:num_states]
 
@@ -209,12 +209,12 @@ def fused_rnn(
             recurrent_kernel_t = tf.transpose(recurrent_kernel)
 
             def read_items(items):
-                p_t, r_t, d_out_t = items[0], items[1], items[2]
-                states_t = items[3 : 3 + num_states]
-                rest = items[3 + num_states :]
+                z_t, d_out_t = items[0], items[1]
+                states_t = items[2 : 2 + num_states]
+                rest = items[2 + num_states :]
                 mask_t = rest.pop(0) if step_mask is not None else None
                 prev_output = rest.pop(0) if carries_output else zero_output
-                return p_t, r_t, d_out_t, states_t, mask_t, prev_output
+                return z_t, d_out_t, states_t, mask_t, prev_output
 
             def through_recurrent_product(d_r, d_states_prev):
                 d_h = tf.matmul(d_r, recurrent_kernel_t)
@@ -223,12 +223,9 @@ def fused_rnn(
                 d_states_prev[0] = d_states_prev[0] + d_h
                 return d_states_prev
 
-            def per_step_outputs(d_p, d_r):
-                return [d_p] if recurrent_is_projected else [d_p, d_r]
-
             def written_backward_step(t, items, carry):
                 """The cell's own `step_backward`, with Keras's masking rules."""
-                p_t, r_t, d_out_t, states_t, mask_t, _ = read_items(items)
+                z_t, d_out_t, states_t, mask_t, _ = read_items(items)
                 d_states_t = carry[:num_states]
                 d_output = d_out_t + carry[num_states] if carries_output else d_out_t
                 d_new = [d_states_t[0] + d_output] + list(d_states_t[1:])
@@ -241,58 +238,54 @@ def fused_rnn(
                     passed = [tf.where(mask_t, 0.0, d) for d in d_states_t]
                     if carries_output:
                         d_prev = tf.where(mask_t, 0.0, d_output)
-                d_p, d_r, d_cell_states, saved = cell.step_backward(
-                    p_t, r_t, list(states_t), d_new
+                d_z, d_r, d_cell_states, saved = cell.step_backward(
+                    z_t, list(states_t), d_new
                 )
                 d_states_prev = [
                     _sum_or_zeros(a, b, like)
                     for a, b, like in zip(d_cell_states, passed, states_t)
                 ]
                 d_states_prev = through_recurrent_product(d_r, d_states_prev)
-                return (
-                    per_step_outputs(d_p, d_r) + list(saved),
-                    d_states_prev + [d_prev],
-                )
+                return [d_z] + list(saved), d_states_prev + [d_prev]
 
             def taped_backward_step(t, items, carry):
                 """Automatic derivative of the step, for cells without one written."""
-                p_t, r_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
+                z_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
                 d_states_t = carry[:num_states]
                 d_prev = carry[num_states]
                 d_vars = carry[num_states + 1 :]
-                watched = [p_t, r_t] + list(states_t) + (
+                watched = [z_t] + list(states_t) + (
                     [prev_output] if carries_output else []
                 )
                 with tf.GradientTape() as tape:
                     tape.watch(watched)
-                    output, new_states = masked_step(
-                        p_t, r_t, mask_t, states_t, prev_output
-                    )
+                    output, new_states = masked_step(z_t, mask_t, states_t, prev_output)
                 grads = tape.gradient(
                     [output] + list(new_states),
                     watched + variables,
                     output_gradients=[d_out_t + d_prev] + list(d_states_t),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
-                d_p, d_r = grads[0], grads[1]
-                d_states_prev = list(grads[2 : 2 + num_states])
-                position = 2 + num_states
+                d_z = grads[0]
+                d_states_prev = list(grads[1 : 1 + num_states])
+                position = 1 + num_states
                 if carries_output:
                     d_prev = grads[position]
                     position += 1
                 else:
                     d_prev = tf.zeros_like(d_prev)
                 d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
-                d_states_prev = through_recurrent_product(d_r, d_states_prev)
-                return per_step_outputs(d_p, d_r), d_states_prev + [d_prev] + d_vars
+                d_states_prev = through_recurrent_product(
+                    cell.recurrent_columns(d_z), d_states_prev
+                )
+                return [d_z], d_states_prev + [d_prev] + d_vars
 
-            items = [inputs, products, d_outputs] + list(states_in)
+            items = [preactivations, d_outputs] + list(states_in)
             if step_mask is not None:
                 items.append(step_mask)
             if carries_output:
                 items.append(prev_outputs)
             initial_carry = d_states + [tf.zeros_like(zero_output)]
-            num_outputs = 1 if recurrent_is_projected else 2
             if written:
                 with cell.backward_loop_weights():
                     stacked, carry = _scan(
@@ -300,19 +293,17 @@ def fused_rnn(
                         items,
                         initial_carry,
                         length,
-                        num_outputs=num_outputs + cell.step_backward_saves,
+                        num_outputs=1 + cell.step_backward_saves,
                         reverse=True,
                         unroll=unroll,
                     )
-                saved = stacked[num_outputs:]
                 d_variables = _match_variables(
                     variables,
                     cell.backward_weight_gradients(
                         stacked[0],
-                        time_major,
                         states_in,
                         _ShiftedStates(states_in, final_states),
-                        saved,
+                        stacked[1:],
                     ),
                 )
             else:
@@ -321,25 +312,24 @@ def fused_rnn(
                     items,
                     initial_carry + [tf.zeros_like(v) for v in variables],
                     length,
-                    num_outputs=num_outputs,
+                    num_outputs=1,
                     reverse=True,
                     unroll=unroll,
                 )
                 d_variables = carry[num_states + 1 :]
             d_projected = stacked[0]
-            d_recurrent = stacked[0] if recurrent_is_projected else stacked[1]
             d_initial_states = carry[:num_states]
             h_in = recurrent_input(states_in[0])
             d_kernel = tf.matmul(
                 tf.reshape(h_in, [-1, units]),
-                tf.reshape(d_recurrent, [-1, width]),
+                tf.reshape(cell.recurrent_columns(d_projected), [-1, width]),
                 transpose_a=True,
             )
             return [d_projected, d_kernel] + list(d_initial_states), d_variables
 
         return [outputs] + list(final_states), grad
 
-    results = loop(time_major, recurrent_kernel, *initial_state)
+    results = loop(projected, recurrent_kernel, *initial_state)
     outputs, new_states = results[0], list(results[1:])
     last_output = outputs[-1]
     if return_all_outputs:

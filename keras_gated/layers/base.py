@@ -126,6 +126,11 @@ def _derivative_from_output(activation):
     return None
 
 
+# Handed to `GatedCell.given_recurrent_product`: the step's projected
+# inputs already include the recurrent product.
+INCLUDED = "included"
+
+
 def add_gradients(*terms):
     """The sum of the terms that are not None (None if all are)."""
     present = [term for term in terms if term is not None]
@@ -402,7 +407,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     @contextlib.contextmanager
     def given_recurrent_product(self, recurrent):
-        """Makes `recurrent_product` return `recurrent` within the block."""
+        """Makes `recurrent_product` return `recurrent` within the block.
+
+        `recurrent=INCLUDED` says that the step's `projected` already holds
+        the full pre-activations (see `full_preactivations`).
+        """
         self._given_recurrent_product = recurrent
         try:
             yield
@@ -414,8 +423,13 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         return self.split_gates(projected, self.recurrent_product(h_tm1))
 
     def split_gates(self, projected, recurrent):
-        """{gate: pre-activation} from `W x + b` and the product `U h_{t-1}`."""
+        """{gate: pre-activation} from `W x + b` and the product `U h_{t-1}`.
+
+        `recurrent` may be `INCLUDED` (or None): `projected` already holds it.
+        """
         k = len(self.kernel_gates)
+        if recurrent is None or recurrent is INCLUDED:
+            return dict(zip(self.kernel_gates, ops.split(projected, k, axis=-1)))
         if self.recurrent_gates == self.kernel_gates:
             return dict(
                 zip(self.kernel_gates, ops.split(projected + recurrent, k, axis=-1))
@@ -425,6 +439,35 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         for gate, block in zip(self.recurrent_gates, recurrent_blocks):
             blocks[gate] = blocks[gate] + block
         return blocks
+
+    def full_preactivations(self, projected, recurrent):
+        """`projected` (with any extra columns) plus `U h_{t-1}` in its blocks."""
+        width = len(self.kernel_gates) * self.units
+        if self.recurrent_gates == self.kernel_gates and projected.shape[-1] == width:
+            return projected + recurrent
+        recurrent_width = len(self.recurrent_gates) * self.units
+        if self.kernel_gates.startswith(self.recurrent_gates):
+            head, tail = ops.split(projected, [recurrent_width], axis=-1)
+            return ops.concatenate([head + recurrent, tail], axis=-1)
+        gate_part, extra = ops.split(projected, [width], axis=-1)
+        blocks = self.split_gates(gate_part, recurrent)
+        pieces = [blocks[gate] for gate in self.kernel_gates]
+        if projected.shape[-1] > width:
+            pieces.append(extra)
+        return ops.concatenate(pieces, axis=-1)
+
+    def recurrent_columns(self, d_projected):
+        """The recurrent blocks of a projected-width tensor, in `recurrent_gates` order."""
+        if self.recurrent_gates == self.kernel_gates and (
+            d_projected.shape[-1] == len(self.kernel_gates) * self.units
+        ):
+            return d_projected
+        if self.kernel_gates.startswith(self.recurrent_gates):
+            return d_projected[..., : len(self.recurrent_gates) * self.units]
+        blocks = {
+            gate: d_projected[..., self._block(gate)] for gate in self.recurrent_gates
+        }
+        return ops.concatenate([blocks[g] for g in self.recurrent_gates], axis=-1)
 
     def join_gate_gradients(self, d_gates, extra=()):
         """`(d_projected, d_recurrent)` from the gradients of the pre-activations.
@@ -486,34 +529,31 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # The number of per-step tensors `step_backward` returns in `saved`.
     step_backward_saves = 0
 
-    def step_backward(self, projected, recurrent, states, d_new_states):
+    def step_backward(self, projected, states, d_new_states):
         """Vector-Jacobian product of one `recurrent_step`, written by hand.
 
         Args:
-            projected: The step's projected inputs `W x + b` (with any extra
-                projected columns).
-            recurrent: The step's recurrent product `U h_{t-1}` (computed by
-                the fast loop, which also takes its gradient).
+            projected: The step's full pre-activations `W x + U h + b`, with
+                any extra projected columns (see `full_preactivations`).
             states: The states the step starts from.
             d_new_states: Gradients of the loss with respect to the states
                 the step returns (the output's gradient added to h's).
 
         Returns:
             `(d_projected, d_recurrent, d_states, saved)`: the gradients
-            with respect to `projected` and `recurrent` (see
-            `join_gate_gradients`), with respect to `states` other than
-            through `recurrent` (None where there is none), and a list of
+            with respect to `projected` and to its recurrent blocks `U h`
+            (see `join_gate_gradients`), with respect to `states` other than
+            through `U h` (None where there is none), and a list of
             `step_backward_saves` per-step tensors that
             `backward_weight_gradients` needs.
         """
         raise NotImplementedError
 
-    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
         """Gradients of the cell's own small weights, from all steps at once.
 
         Every argument is stacked over time (leading axis): `d_projected`
-        from `step_backward`, `inputs` the projected inputs `W x + b`,
-        `states_in` / `states_out` the states each step starts from and
+        from `step_backward`, `states_in` / `states_out` the states each step starts from and
         returns, `saved` the per-step tensors of `step_backward`. Returns a
         list of `(variable, gradient)` for every weight the step reads
         besides `recurrent_kernel`.
@@ -715,17 +755,19 @@ class GatedRNN(keras.layers.RNN):
         if not self.fused:
             return super().inner_loop(sequences, initial_state, mask, training)
         cell = self.cell
-        projected = cell.project_inputs(cell.drop_inputs(sequences, training))
+        inputs = cell.drop_inputs(sequences, training)
         initial_state = (
             list(initial_state) if tree.is_nested(initial_state) else [initial_state]
         )
         if self._fast_path_applies():
             from keras_gated import _fast
 
-            result = _fast.fast_loop(self, projected, initial_state, mask, training)
+            # The fast path projects the inputs itself, time-major.
+            result = _fast.fast_loop(self, inputs, initial_state, mask, training)
             if result is not None:
                 return result
 
+        projected = cell.project_inputs(inputs)
         with cell.loop_weights():
             return self._generic_loop(projected, initial_state, mask, training)
 

@@ -57,11 +57,11 @@ class CoupledLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"forget": f, "output": o}
 
-    def step_backward(self, projected, recurrent, states, d_new_states):
+    def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, recurrent)
+        z = self.split_gates(projected, None)
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
         c = f * c_tm1 + (1.0 - f) * g

@@ -86,6 +86,7 @@ class DepthGatedLSTMCell(StackedGatedCell):
     recurrent_gates = "ifco"
     peephole_choices = "ifo"
     default_peepholes = "ifo"
+    step_backward_saves = 1
 
     def __init__(
         self, units, num_layers=1, use_peepholes=True, peepholes=None, **kwargs
@@ -220,13 +221,13 @@ class DepthGatedLSTMCell(StackedGatedCell):
         h = o * φ(c)
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
 
-    def step_backward(self, projected, recurrent, states, d_new_states):
+    def step_backward(self, projected, states, d_new_states):
         """The one-layer cell's step backwards (stacks have no fast path)."""
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
-        z = self.split_gates(gate_inputs, recurrent)
+        z = self.split_gates(gate_inputs, None)
         i = σ(self.peep("i", z["i"], c_tm1))
         f = σ(self.peep("f", z["f"], c_tm1))
         d = σ(
@@ -255,14 +256,14 @@ class DepthGatedLSTMCell(StackedGatedCell):
         return (
             *self.join_gate_gradients(d_gates, extra=[d_lower]),
             [None, d_c_tm1],
-            [],
+            [lower],
         )
 
-    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
         d_d = d_projected[..., self._block("d")]
-        lower = inputs[..., 5 * self.units :]
+        (lower,) = saved
         return super().backward_weight_gradients(
-            d_projected, inputs, states_in, states_out, saved
+            d_projected, states_in, states_out, saved
         ) + [
             (self.depth_gate_cell_weights, ops.sum(d_d * states_in[1], axis=(0, 1))),
             (self.depth_gate_lower_weights, ops.sum(d_d * lower, axis=(0, 1))),

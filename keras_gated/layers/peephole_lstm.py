@@ -66,11 +66,11 @@ class PeepholeLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"input": i, "forget": f, "output": o}
 
-    def step_backward(self, projected, recurrent, states, d_new_states):
+    def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, recurrent)
+        z = self.split_gates(projected, None)
         i = σ(self.peep("i", z["i"], c_tm1))
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])

@@ -93,11 +93,11 @@ class UntiedLSTMCell(GatedCell):
         h = o * φ(c)
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
-    def step_backward(self, projected, recurrent, states, d_new_states):
+    def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, recurrent)
+        z = self.split_gates(projected, None)
         i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
         φc_tm1 = φ(c_tm1)
         # The untied product, the one matrix product inside the step, is
@@ -136,7 +136,7 @@ class UntiedLSTMCell(GatedCell):
         finally:
             self._untied_kernel_t = None
 
-    def backward_weight_gradients(self, d_projected, inputs, states_in, states_out, saved):
+    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
         (read,) = saved
         d_g = d_projected[..., self._block("c")]
         return [
