@@ -34,6 +34,9 @@ OPTIONS = {
     "zero_output_for_mask": {"zero_output_for_mask": True},
     "unroll": {"unroll": True, "go_backwards": True},
     "last_output_only": {"return_sequences": False},
+    # No written backward step for relu: the automatic derivative runs.
+    "taped_backward": {"activation": "relu", "recurrent_activation": "hard_sigmoid"},
+    "linear_activation": {"activation": "linear"},
 }
 
 
@@ -131,6 +134,32 @@ def test_fast_path_matches_cell_path_in_a_compiled_function(layer_class, fast_ca
     assert fast_calls
     _assert_same(reference[0], fast[0])
     _assert_same(reference[1], fast[1])
+
+
+@pytest.mark.parametrize(
+    "layer_class, options",
+    [
+        (kg.CoupledLSTM, {"peepholes": "fo"}),
+        (kg.PeepholeLSTM, {"peepholes": "f"}),
+        (kg.PeepholeLSTM, {"peepholes": ""}),
+        (kg.DepthGatedLSTM, {"use_peepholes": False}),
+        (kg.UntiedLSTM, {"use_bias": False}),
+    ],
+    ids=["coupled-fo", "peephole-f", "peephole-none", "depth-no-peepholes", "untied-no-bias"],
+)
+def test_written_backward_step_with_other_weight_sets(layer_class, options, fast_calls):
+    reference = _run(layer_class, False, options, initial_state=True)
+    fast = _run(layer_class, True, options, initial_state=True)
+    assert fast_calls
+    _assert_same(reference[0], fast[0])
+    _assert_same(reference[1], fast[1])
+
+
+def test_written_backward_step_is_used_where_it_exists():
+    assert kg.PeepholeLSTM(4).cell.has_step_backward
+    assert kg.UntiedLSTM(4, activation="linear").cell.has_step_backward
+    assert not kg.PeepholeLSTM(4, activation="relu").cell.has_step_backward
+    assert not kg.CoupledLSTM(4, recurrent_activation="hard_sigmoid").cell.has_step_backward
 
 
 def test_fast_path_without_mask(fast_calls):
