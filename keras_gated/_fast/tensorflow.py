@@ -46,7 +46,7 @@ def _scan(
     the final carry. Outputs whose index is in `unstacked` come back as the
     loop's per-step store instead (a `tf.TensorArray`, or a list when
     unrolled), which another `_scan` takes as a sequence without the copies
-    of stacking and unstacking; a TensorArray frees each step once read.
+    of stacking and unstacking.
     `unroll=True` writes the loop out in Python (needs a static length);
     otherwise it is one `tf.while_loop`.
     """
@@ -64,6 +64,15 @@ def _scan(
 
     dtype = carry[0].dtype
     outputs_ta = [tf.TensorArray(dtype, size=length) for _ in range(num_outputs)]
+    # A loop that runs backwards over a TensorArray that an earlier loop
+    # filled pops its steps off the end instead of reading them, so that each
+    # step's buffer is freed once used rather than when the loop ends.
+    popped = [
+        position for position, sequence in enumerate(sequences)
+        if reverse and isinstance(sequence, tf.TensorArray)
+        and not tf.executing_eagerly()
+    ]
+    lists = [sequences[position].flow for position in popped]
 
     def read(sequence, t):
         # A tensor is sliced in place rather than unstacked into a
@@ -72,16 +81,26 @@ def _scan(
             return sequence.read(t)
         return tf.gather(sequence, t)
 
-    def body(i, carry, outputs_ta):
+    def body(i, carry, outputs_ta, lists):
         t = length - 1 - i if reverse else i
-        outputs, carry = step(t, [read(s, t) for s in sequences], carry)
+        items = [read(s, t) if k not in popped else None for k, s in enumerate(sequences)]
+        remaining = []
+        for position, handle in zip(popped, lists):
+            handle, items[position] = tf.raw_ops.TensorListPopBack(
+                input_handle=handle,
+                element_shape=tf.constant(-1, tf.int32),
+                element_dtype=sequences[position].dtype,
+            )
+            items[position].set_shape(sequences[position].element_shape)
+            remaining.append(handle)
+        outputs, carry = step(t, items, carry)
         outputs_ta = [ta.write(t, v) for ta, v in zip(outputs_ta, outputs)]
-        return i + 1, carry, outputs_ta
+        return i + 1, carry, outputs_ta, remaining
 
-    _, carry, outputs_ta = tf.while_loop(
+    _, carry, outputs_ta, _ = tf.while_loop(
         lambda i, *_: i < length,
         body,
-        (tf.constant(0), carry, outputs_ta),
+        (tf.constant(0), carry, outputs_ta, lists),
         maximum_iterations=length,
         swap_memory=True,
     )
