@@ -9,19 +9,23 @@ What this module does instead, for a cell whose step reaches
 `recurrent_kernel` only through `GatedCell.recurrent_product`
 (`deferred_recurrent_product = True`):
 
+* the inputs are projected time-major, `P = X W + b`, after transposing
+  X (D wide) rather than P (kH wide);
 * forward loop: `r_t = (h_{t-1} ⊙ mask_rd) U` (one fused product for all
-  gate blocks), then the rest of the step (`cell.recurrent_step` with `r_t`
-  given, so no matrix product of `U` there); the loop keeps `r_t` and the
-  states it starts from;
-* backward loop: for each step, the vector-Jacobian product of that
-  element-wise rest (recomputed under a `tf.GradientTape`, cheap) gives
-  `dz_t` and the gradients of the states and of the cell's small weights
-  (peepholes, the untied kernel); `dh_{t-1}` gets `dz_t U^T`;
+  gate blocks), `z_t = p_t + r_t` (`cell.full_preactivations`), then the
+  rest of the step (`cell.recurrent_step` with `z_t` handed in as its
+  full pre-activations); the loop keeps `z_t` and the states it starts from;
+* backward loop: for each step, the cell's hand-written
+  `step_backward` gives `dz_t` and the state gradients, or, for cells or
+  activations without one, the vector-Jacobian product of the element-wise
+  step recomputed under a `tf.GradientTape`; `dh_{t-1}` gets `dz_t U^T`.
+  The loop pops each `z_t` off its list, freeing it once used;
 * after the loop: `dU = H^T dZ` with `H` and `dZ` the stacked `h_{t-1}` and
-  `dz_t` of all steps: one large product instead of T thin ones. The
-  gradient of the projected inputs `dZ` leaves the loop as one tensor, so
-  `dW = X^T dZ` is one large product too (done by TensorFlow's own
-  gradient of `cell.project_inputs`).
+  `dz_t` of all steps: one large product instead of T thin ones, and the
+  cell's small weights get theirs from one reduction over all steps
+  (`cell.backward_weight_gradients`). `dZ` leaves the loop as one tensor, so
+  `dW = X^T dZ` is one large product too (TensorFlow's own gradient of
+  `cell.project_inputs`).
 
 Masking, `go_backwards`, recurrent dropout (masks drawn by the layer before
 the loop, as `keras.layers.RNN` does), `zero_output_for_mask`, initial and
