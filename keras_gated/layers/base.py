@@ -192,8 +192,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     default_peepholes = ""
     # True when `gated_step` reaches `recurrent_kernel` only through
     # `recurrent_product` (via `gate_inputs`): the TensorFlow fast path
-    # (`keras_gated._fast.tensorflow`) then hands it the product precomputed
-    # and differentiates the rest of the step on its own. A cell that uses
+    # (`keras_gated._fast.tensorflow`) then hands it its pre-activations
+    # precomputed and differentiates the rest of the step with
+    # `step_backward` (or automatically, for a cell without one). A cell that uses
     # `recurrent_kernel` any other way must leave this False.
     deferred_recurrent_product = False
 
