@@ -47,26 +47,26 @@ class CoupledLSTMCell(GatedCell):
     default_peepholes = ""
     deferred_recurrent_product = True
 
-    def gated_step(self, projected, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
+    def activate(self, z, c_tm1):
+        """The equations from the pre-activations: `(f, g, c, o, φ(c))`."""
         σ, φ = self.recurrent_activation, self.activation
-        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
-        f = σ(self.peep("f", z["f"], c_tm1))
-        c = f * c_tm1 + (1.0 - f) * φ(z["c"])
-        o = σ(self.peep("o", z["o"], c))
-        h = o * φ(c)
-        return h, [h, c], {"forget": f, "output": o}
-
-    def step_backward(self, projected, states, d_new_states):
-        c_tm1 = states[1]
-        σ, φ = self.recurrent_activation, self.activation
-        dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, None)
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
         c = f * c_tm1 + (1.0 - f) * g
         o = σ(self.peep("o", z["o"], c))
-        φc = φ(c)
+        return f, g, c, o, φ(c)
+
+    def gated_step(self, projected, states, training=False):
+        h_tm1, c_tm1 = states[0], states[1]
+        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+        f, _, c, o, φc = self.activate(z, c_tm1)
+        h = o * φc
+        return h, [h, c], {"forget": f, "output": o}
+
+    def step_backward(self, projected, states, d_new_states):
+        c_tm1 = states[1]
+        dσ, dφ = self.activation_derivatives()
+        f, g, _, o, φc = self.activate(self.split_gates(projected, None), c_tm1)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))

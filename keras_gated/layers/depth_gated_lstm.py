@@ -202,32 +202,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             axis=-1,
         )
 
-    def layer_step(self, gate_inputs, lower, h_tm1, c_tm1):
-        """One layer at one step, from `W x + b`, l_t and its own past state.
+    def activate(self, z, lower, c_tm1):
+        """One layer's equations from its pre-activations and l_t.
 
-        `h_tm1` is already through recurrent dropout; returns (h, c, gates).
+        Returns `(i, f, d, g, c, o, φ(c))`.
         """
         σ, φ = self.recurrent_activation, self.activation
-        z = self.gate_inputs(gate_inputs, h_tm1)
-        i = σ(self.peep("i", z["i"], c_tm1))
-        f = σ(self.peep("f", z["f"], c_tm1))
-        d = σ(
-            z["d"]
-            + self.depth_gate_cell_weights * c_tm1
-            + self.depth_gate_lower_weights * lower
-        )
-        c = d * lower + f * c_tm1 + i * φ(z["c"])
-        o = σ(self.peep("o", z["o"], c))
-        h = o * φ(c)
-        return h, c, {"input": i, "forget": f, "depth": d, "output": o}
-
-    def step_backward(self, projected, states, d_new_states):
-        """The one-layer cell's step backwards (stacks have no fast path)."""
-        c_tm1 = states[1]
-        σ, φ = self.recurrent_activation, self.activation
-        dσ, dφ = self.activation_derivatives()
-        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
-        z = self.split_gates(gate_inputs, None)
         i = σ(self.peep("i", z["i"], c_tm1))
         f = σ(self.peep("f", z["f"], c_tm1))
         d = σ(
@@ -238,7 +218,26 @@ class DepthGatedLSTMCell(StackedGatedCell):
         g = φ(z["c"])
         c = d * lower + f * c_tm1 + i * g
         o = σ(self.peep("o", z["o"], c))
-        φc = φ(c)
+        return i, f, d, g, c, o, φ(c)
+
+    def layer_step(self, gate_inputs, lower, h_tm1, c_tm1):
+        """One layer at one step, from `W x + b`, l_t and its own past state.
+
+        `h_tm1` is already through recurrent dropout; returns (h, c, gates).
+        """
+        z = self.gate_inputs(gate_inputs, h_tm1)
+        i, f, d, _, c, o, φc = self.activate(z, lower, c_tm1)
+        h = o * φc
+        return h, c, {"input": i, "forget": f, "depth": d, "output": o}
+
+    def step_backward(self, projected, states, d_new_states):
+        """The one-layer cell's step backwards (stacks have no fast path)."""
+        c_tm1 = states[1]
+        dσ, dφ = self.activation_derivatives()
+        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
+        i, f, d, g, _, o, φc = self.activate(
+            self.split_gates(gate_inputs, None), lower, c_tm1
+        )
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))

@@ -55,28 +55,27 @@ class PeepholeLSTMCell(GatedCell):
     default_peepholes = "ifo"
     deferred_recurrent_product = True
 
-    def gated_step(self, projected, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
+    def activate(self, z, c_tm1):
+        """The equations from the pre-activations: `(i, f, g, c, o, φ(c))`."""
         σ, φ = self.recurrent_activation, self.activation
-        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
-        i = σ(self.peep("i", z["i"], c_tm1))
-        f = σ(self.peep("f", z["f"], c_tm1))
-        c = f * c_tm1 + i * φ(z["c"])
-        o = σ(self.peep("o", z["o"], c))
-        h = o * φ(c)
-        return h, [h, c], {"input": i, "forget": f, "output": o}
-
-    def step_backward(self, projected, states, d_new_states):
-        c_tm1 = states[1]
-        σ, φ = self.recurrent_activation, self.activation
-        dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, None)
         i = σ(self.peep("i", z["i"], c_tm1))
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
         c = f * c_tm1 + i * g
         o = σ(self.peep("o", z["o"], c))
-        φc = φ(c)
+        return i, f, g, c, o, φ(c)
+
+    def gated_step(self, projected, states, training=False):
+        h_tm1, c_tm1 = states[0], states[1]
+        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+        i, f, _, c, o, φc = self.activate(z, c_tm1)
+        h = o * φc
+        return h, [h, c], {"input": i, "forget": f, "output": o}
+
+    def step_backward(self, projected, states, d_new_states):
+        c_tm1 = states[1]
+        dσ, dφ = self.activation_derivatives()
+        i, f, g, _, o, φc = self.activate(self.split_gates(projected, None), c_tm1)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))

@@ -82,30 +82,35 @@ class UntiedLSTMCell(GatedCell):
             constraint=self.untied_constraint,
         )
 
+    def activate(self, z, c_tm1):
+        """The equations from the pre-activations.
+
+        Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, c, φ(c))`, where
+        `read = z_t ⊙ φ(c_{t-1})` is what the candidate reads through M.
+        """
+        σ, φ = self.recurrent_activation, self.activation
+        i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
+        φc_tm1 = φ(c_tm1)
+        read = untied * φc_tm1
+        g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
+        c = f * c_tm1 + i * g
+        return i, f, o, untied, φc_tm1, read, g, c, φ(c)
+
     def gated_step(self, projected, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
-        σ, φ = self.recurrent_activation, self.activation
         z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
-        i, f, o = σ(z["i"]), σ(z["f"]), σ(z["o"])
-        untied = σ(z["z"])
-        g = φ(z["c"] + ops.matmul(untied * φ(c_tm1), self.untied_kernel))
-        c = f * c_tm1 + i * g
-        h = o * φ(c)
+        i, f, o, untied, _, _, _, c, φc = self.activate(z, c_tm1)
+        h = o * φc
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
     def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
-        σ, φ = self.recurrent_activation, self.activation
         dσ, dφ = self.activation_derivatives()
-        z = self.split_gates(projected, None)
-        i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
-        φc_tm1 = φ(c_tm1)
         # The untied product, the one matrix product inside the step, is
         # recomputed here rather than kept from the forward loop.
-        read = untied * φc_tm1
-        g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
-        c = f * c_tm1 + i * g
-        φc = φ(c)
+        i, f, o, untied, φc_tm1, read, g, _, φc = self.activate(
+            self.split_gates(projected, None), c_tm1
+        )
         d_h, d_c = d_new_states
         d_c = add_gradients(d_c, d_h * o * dφ(φc))
         d_g = d_c * i * dφ(g)
