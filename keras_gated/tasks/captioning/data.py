@@ -227,6 +227,16 @@ def _bad(message, skip_bad, skipped, where):
     skipped.append((where, message))
 
 
+def _dataset_by_image(by_image, path, skipped, entry):
+    """A CaptionDataset from {image path: captions}, images in sorted order."""
+    if not by_image:
+        raise CaptionDataError(f"{path}: no {entry} names an existing image.")
+    sources = sorted(by_image)
+    dataset = CaptionDataset([by_image[s] for s in sources], sources=sources, name=path)
+    dataset.skipped = skipped
+    return dataset
+
+
 def read_captions_file(path, images_dir=None, skip_bad=False):
     """Flickr token file or CSV -> CaptionDataset of image paths."""
     skipped = []
@@ -280,12 +290,7 @@ def read_captions_file(path, images_dir=None, skip_bad=False):
                      f"there is no file {image_path}", skip_bad, skipped, image_path)
             continue
         by_image.setdefault(image_path, []).append(caption)
-    if not by_image:
-        raise CaptionDataError(f"{path}: no caption names an existing image.")
-    sources = sorted(by_image)
-    dataset = CaptionDataset([by_image[s] for s in sources], sources=sources, name=path)
-    dataset.skipped = skipped
-    return dataset
+    return _dataset_by_image(by_image, path, skipped, "caption")
 
 
 def read_coco_json(path, images_dir=None, skip_bad=False):
@@ -321,12 +326,7 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
         if files[image_id] is None:
             continue
         by_image.setdefault(files[image_id], []).append(str(note.get("caption", "")).strip())
-    if not by_image:
-        raise CaptionDataError(f"{path}: no annotation names an existing image.")
-    sources = sorted(by_image)
-    dataset = CaptionDataset([by_image[s] for s in sources], sources=sources, name=path)
-    dataset.skipped = skipped
-    return dataset
+    return _dataset_by_image(by_image, path, skipped, "annotation")
 
 
 def read_tfds(name, image_size, limit=None, data_dir=None, split="train"):
