@@ -35,7 +35,7 @@ exactly, so this path gives the numbers of the cell path.
 
 import tensorflow as tf
 
-from keras_gated.layers.base import INCLUDED
+from keras_gated.layers.base import add_gradients
 
 
 def _scan(
@@ -173,7 +173,7 @@ def fused_rnn(
         # (recurrent_input) and hands the cell its pre-activations. Asking
         # the cell for its mask here would draw a fresh one in the backward
         # loop, which runs after keras.layers.RNN has reset the cached masks.
-        with cell.given_recurrent_product(INCLUDED):
+        with cell.preactivations_given():
             output, new_states = cell.recurrent_step(z_t, list(states), False)
         new_states = list(new_states)
         if mask_t is not None:
@@ -265,7 +265,7 @@ def fused_rnn(
                     z_t, list(states_t), d_new
                 )
                 d_states_prev = [
-                    _sum_or_zeros(a, b, like)
+                    _zeros_if_none(add_gradients(a, b), like)
                     for a, b, like in zip(d_cell_states, passed, states_t)
                 ]
                 d_states_prev = through_recurrent_product(d_r, d_states_prev)
@@ -325,7 +325,12 @@ def fused_rnn(
                     cell.backward_weight_gradients(
                         stacked[0],
                         states_in,
-                        _ShiftedStates(states_in, final_states),
+                        # The state a step returns is the one the next
+                        # starts from (graph pruning drops unused ones).
+                        [
+                            tf.concat([s[1:], f[None]], axis=0)
+                            for s, f in zip(states_in, final_states)
+                        ],
                         stacked[1:],
                     ),
                 )
@@ -360,34 +365,6 @@ def fused_rnn(
     else:
         outputs = last_output[:, None, :]
     return last_output, outputs, new_states
-
-
-def _sum_or_zeros(a, b, like):
-    if a is None and b is None:
-        return tf.zeros_like(like)
-    if a is None:
-        return b
-    return a if b is None else a + b
-
-
-class _ShiftedStates:
-    """`states_out[k]`: state k after every step, built only if asked for.
-
-    The state a step returns is the one the next step starts from, so the
-    stack is `states_in[k][1:]` followed by the final state.
-    """
-
-    def __init__(self, states_in, final_states):
-        self._states_in = states_in
-        self._final_states = final_states
-        self._built = {}
-
-    def __getitem__(self, k):
-        if k not in self._built:
-            self._built[k] = tf.concat(
-                [self._states_in[k][1:], self._final_states[k][None]], axis=0
-            )
-        return self._built[k]
 
 
 def _match_variables(variables, gradients):

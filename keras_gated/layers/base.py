@@ -126,11 +126,6 @@ def _derivative_from_output(activation):
     return None
 
 
-# Handed to `GatedCell.given_recurrent_product`: the step's projected
-# inputs already include the recurrent product.
-INCLUDED = "included"
-
-
 def add_gradients(*terms):
     """The sum of the terms that are not None (None if all are)."""
     present = [term for term in terms if term is not None]
@@ -191,9 +186,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     peephole_choices = ""
     default_peepholes = ""
     # True when `gated_step` reaches `recurrent_kernel` only through
-    # `recurrent_product` (via `gate_inputs`): the TensorFlow fast path
-    # (`keras_gated._fast.tensorflow`) then hands it its pre-activations
-    # precomputed and differentiates the rest of the step with
+    # `gate_inputs`: the TensorFlow fast path (`keras_gated._fast.tensorflow`)
+    # then hands it its pre-activations precomputed (`preactivations_given`) and differentiates the rest of the step with
     # `step_backward` (or automatically, for a cell without one). A cell that uses
     # `recurrent_kernel` any other way must leave this False.
     deferred_recurrent_product = False
@@ -395,41 +389,36 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         return projected
 
     def recurrent_product(self, h_tm1):
-        """`U h_{t-1}`, the one recurrent matrix product of a step.
-
-        Inside `given_recurrent_product(r)` it returns `r` instead: the fast
-        path computes the product itself, so that it can take its gradient
-        with one large product after the loop.
-        """
-        given = getattr(self, "_given_recurrent_product", None)
-        if given is not None:
-            return given
+        """`U h_{t-1}`, the one recurrent matrix product of a step."""
         return ops.matmul(h_tm1, self.recurrent_kernel)
 
     @contextlib.contextmanager
-    def given_recurrent_product(self, recurrent):
-        """Makes `recurrent_product` return `recurrent` within the block.
+    def preactivations_given(self):
+        """Within the block, the step's `projected` are its full pre-activations.
 
-        `recurrent=INCLUDED` says that the step's `projected` already holds
-        the full pre-activations (see `full_preactivations`).
+        The fast path computes `U h_{t-1}` itself (so that it can take its
+        gradient with one large product after the loop) and adds it with
+        `full_preactivations`; the step then skips its own product.
         """
-        self._given_recurrent_product = recurrent
+        self._preactivations_given = True
         try:
             yield
         finally:
-            self._given_recurrent_product = None
+            self._preactivations_given = False
 
     def gate_inputs(self, projected, h_tm1):
         """Adds `U h_{t-1}` to the projected inputs; returns {gate: pre-activation}."""
+        if getattr(self, "_preactivations_given", False):
+            return self.split_gates(projected)
         return self.split_gates(projected, self.recurrent_product(h_tm1))
 
-    def split_gates(self, projected, recurrent):
+    def split_gates(self, projected, recurrent=None):
         """{gate: pre-activation} from `W x + b` and the product `U h_{t-1}`.
 
-        `recurrent` may be `INCLUDED` (or None): `projected` already holds it.
+        Without `recurrent`, `projected` are the full pre-activations.
         """
         k = len(self.kernel_gates)
-        if recurrent is None or recurrent is INCLUDED:
+        if recurrent is None:
             return dict(zip(self.kernel_gates, ops.split(projected, k, axis=-1)))
         if self.recurrent_gates == self.kernel_gates:
             return dict(

@@ -66,7 +66,7 @@ class CoupledLSTMCell(GatedCell):
     def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        f, g, _, o, φc = self.activate(self.split_gates(projected, None), c_tm1)
+        f, g, _, o, φc = self.activate(self.split_gates(projected), c_tm1)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))

@@ -236,7 +236,7 @@ class DepthGatedLSTMCell(StackedGatedCell):
         dσ, dφ = self.activation_derivatives()
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
         i, f, d, g, _, o, φc = self.activate(
-            self.split_gates(gate_inputs, None), lower, c_tm1
+            self.split_gates(gate_inputs), lower, c_tm1
         )
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)

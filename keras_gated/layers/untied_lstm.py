@@ -109,7 +109,7 @@ class UntiedLSTMCell(GatedCell):
         # The untied product, the one matrix product inside the step, is
         # recomputed here rather than kept from the forward loop.
         i, f, o, untied, φc_tm1, read, g, _, φc = self.activate(
-            self.split_gates(projected, None), c_tm1
+            self.split_gates(projected), c_tm1
         )
         d_h, d_c = d_new_states
         d_c = add_gradients(d_c, d_h * o * dφ(φc))
