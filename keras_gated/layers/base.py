@@ -388,6 +388,17 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             projected = projected + self.bias
         return projected
 
+    def projection_weights(self):
+        """`(kernel, bias)` such that `project_inputs(x) = x kernel + bias`, or None.
+
+        The TensorFlow fast path uses it to take the projection into its
+        custom gradient, where the gradients of `kernel`, `recurrent_kernel`
+        and `bias` come from one product over all steps. `bias` may be None.
+        A cell whose projection is not of that form returns None (the fast
+        path then lets TensorFlow differentiate `project_inputs`).
+        """
+        return self.kernel, self.bias
+
     def recurrent_product(self, h_tm1):
         """`U h_{t-1}`, the one recurrent matrix product of a step."""
         return ops.matmul(h_tm1, self.recurrent_kernel)

@@ -202,6 +202,22 @@ class DepthGatedLSTMCell(StackedGatedCell):
             axis=-1,
         )
 
+    def projection_weights(self):
+        """`[W | P]` and `[b ; 0]` when l is a learned projection (D != H).
+
+        When D == H, l is the input itself, which is no product: None.
+        """
+        first = self._stack()[0]
+        if first.depth_projection is None:
+            return None
+        kernel = ops.concatenate([first.kernel, first.depth_projection], axis=1)
+        bias = None
+        if first.use_bias:
+            bias = ops.concatenate(
+                [first.bias, ops.zeros((self.units,), first.bias.dtype)], axis=0
+            )
+        return kernel, bias
+
     def activate(self, z, lower, c_tm1):
         """One layer's equations from its pre-activations and l_t.
 
