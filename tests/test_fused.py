@@ -109,9 +109,22 @@ def _assert_same(reference, candidate):
         np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
 
 
+@pytest.fixture(params=["one-chunk", "chunks-2-2-1"])
+def chunking(request, monkeypatch):
+    """Runs the fast path with its time loop in one chunk, or in uneven ones.
+
+    At the test's batch of 3, CHUNK_ROWS = 6 makes chunks of 2 steps: the 5
+    steps run as chunks of 2, 2 and 1, so the per-chunk products, the
+    popped pre-activations and the chunk boundaries are all exercised.
+    """
+    if request.param == "chunks-2-2-1":
+        monkeypatch.setattr(tf_fast, "CHUNK_ROWS", 2 * BATCH)
+    return request.param
+
+
 @pytest.mark.parametrize("option", sorted(OPTIONS))
 @pytest.mark.parametrize("layer_class", LAYERS, ids=lambda c: c.__name__)
-def test_fast_path_matches_cell_path(layer_class, option, fast_calls):
+def test_fast_path_matches_cell_path(layer_class, option, chunking, fast_calls):
     options = OPTIONS[option]
     initial_state = option in ("plain", "dropout")
     reference = _run(layer_class, False, options, initial_state)
@@ -153,6 +166,56 @@ def test_written_backward_step_with_other_weight_sets(layer_class, options, fast
     assert fast_calls
     _assert_same(reference[0], fast[0])
     _assert_same(reference[1], fast[1])
+
+
+def test_chunks_with_unknown_batch_and_length_in_a_compiled_function(monkeypatch, fast_calls):
+    """Batch and length unknown while tracing: the chunk bounds are tensors."""
+    monkeypatch.setattr(tf_fast, "DYNAMIC_BATCH_CHUNK_STEPS", 2)
+    x, mask, _ = _data()
+    results = []
+    for fused in (False, True):
+        layer = kg.DepthGatedLSTM(UNITS, fused=fused, return_sequences=True)
+        layer.build((None, None, FEATURES))
+        rng = np.random.default_rng(1)
+        for weight in layer.weights:
+            weight.assign(0.5 * rng.normal(size=weight.shape).astype("float32"))
+
+        @tf.function(input_signature=[
+            tf.TensorSpec((None, None, FEATURES)), tf.TensorSpec((None, None), tf.bool)
+        ])
+        def forward_backward(x, mask, layer=layer):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                loss = tf.reduce_sum(layer(x, mask=mask, training=True) ** 3)
+            return tape.gradient(loss, layer.trainable_weights + [x])
+
+        results.append([g.numpy() for g in forward_backward(x, mask)])
+    assert fast_calls
+    _assert_same(results[0], results[1])
+
+
+def test_input_gradient_is_skipped_only_where_no_tape_needs_it(fast_calls):
+    """Fed straight from data, the layer skips dX = dZ W^T; the weights' gradients stay exact."""
+    x, _, _ = _data(masked=False)
+    x = tf.constant(x)
+    gradients = []
+    for fused in (False, True):
+        layer = kg.PeepholeLSTM(UNITS, fused=fused)
+        layer.build(x.shape)
+        rng = np.random.default_rng(1)
+        for weight in layer.weights:
+            weight.assign(0.5 * rng.normal(size=weight.shape).astype("float32"))
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        gradients.append(tape.gradient(loss, layer.trainable_weights + [x]))
+    assert tf_fast._input_gradient_needed(x) is True  # no tape recording here
+    with tf.GradientTape():
+        assert not tf_fast._input_gradient_needed(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        assert tf_fast._input_gradient_needed(x)
+    assert gradients[1][-1] is None and gradients[0][-1] is None  # not watched
+    _assert_same(gradients[0][:-1], gradients[1][:-1])
 
 
 def test_written_backward_step_is_used_where_it_exists():

@@ -1,4 +1,4 @@
-"""TensorFlow fast path: a time loop with a hand-written backward pass.
+"""TensorFlow fast path: a chunked time loop with a hand-written backward pass.
 
 Why: TensorFlow differentiates a `tf.while_loop` step by step. Each backward
 step then computes its own share of the recurrent weight gradient,
@@ -9,23 +9,26 @@ What this module does instead, for a cell whose step reaches
 `recurrent_kernel` only through `GatedCell.recurrent_product`
 (`deferred_recurrent_product = True`):
 
-* the inputs are projected time-major, `P = X W + b`, after transposing
-  X (D wide) rather than P (kH wide);
-* forward loop: `r_t = (h_{t-1} ⊙ mask_rd) U` (one fused product for all
-  gate blocks), `z_t = p_t + r_t` (`cell.full_preactivations`), then the
-  rest of the step (`cell.recurrent_step` with `z_t` handed in as its
-  full pre-activations); the loop keeps `z_t` and the states it starts from;
-* backward loop: for each step, the cell's hand-written
-  `step_backward` gives `dz_t` and the state gradients, or, for cells or
-  activations without one, the vector-Jacobian product of the element-wise
-  step recomputed under a `tf.GradientTape`; `dh_{t-1}` gets `dz_t U^T`.
-  The loop pops each `z_t` off its list, freeing it once used;
-* after the loop: `dU = H^T dZ` with `H` and `dZ` the stacked `h_{t-1}` and
-  `dz_t` of all steps: one large product instead of T thin ones, and the
-  cell's small weights get theirs from one reduction over all steps
-  (`cell.backward_weight_gradients`). `dZ` leaves the loop as one tensor, so
-  `dW = X^T dZ` is one large product too (TensorFlow's own gradient of
-  `cell.project_inputs`).
+* time is cut into chunks of about `CHUNK_ROWS` rows (steps x batch); the
+  inputs of a chunk are projected with one product, `P = X W + b`, just
+  before its steps run, so the projection of the whole sequence never
+  exists at once;
+* forward steps: `r_t = (h_{t-1} ⊙ mask_rd) U` (one fused product for all
+  gate blocks), `z_t = p_t + r_t` in the recurrent blocks
+  (`cell.full_preactivations`), then the rest of the step
+  (`cell.recurrent_step` with `z_t` handed in as its full pre-activations);
+  the loop keeps `z_t` and the states each step starts from;
+* backward steps: the cell's hand-written `step_backward` gives `dz_t`, the
+  state gradients and the step's share of the gradients of the cell's
+  weight vectors, summed over the batch; for cells or activations without
+  one, the vector-Jacobian product of the element-wise step is recomputed
+  under a `tf.GradientTape`. `dh_{t-1}` gets `dz_t U^T`, on a transposed
+  copy of U. Each `z_t` is popped off its list as it is used, freeing it;
+* after the backward steps of a chunk: `[dW ; dU ; db] += [X | H | 1]^T dZ`
+  over the chunk's rows, one product for the three weight gradients, and
+  the input gradient `dX = dZ W^T` of the chunk when some tape needs it. So
+  `dZ` never exists for the whole sequence either, and the products of a
+  chunk can run while the next chunk's steps do.
 
 Masking, `go_backwards`, recurrent dropout (masks drawn by the layer before
 the loop, as `keras.layers.RNN` does), `zero_output_for_mask`, initial and
@@ -34,83 +37,57 @@ exactly, so this path gives the numbers of the cell path.
 """
 
 import tensorflow as tf
+from tensorflow.python.eager import record
 
 from keras_gated.layers.base import add_gradients
 
+# Rows (steps x batch) per chunk. Products over 2048 rows ran within 6% of
+# one product over all 6400 rows at (batch, steps, inputs, units) =
+# (128, 50, 256, 512); much smaller chunks make thin products.
+CHUNK_ROWS = 1024
+# Steps per chunk when the batch size is not known while tracing.
+DYNAMIC_BATCH_CHUNK_STEPS = 16
 
-def _scan(
-    step, sequences, carry, length, num_outputs, reverse=False, unroll=False,
-    unstacked=(),
-):
-    """Loops `step` over the leading axis of `sequences`.
 
-    `step(t, items, carry) -> (outputs, carry)`, with `items` the slices of
-    `sequences` at step t. Returns the per-step outputs stacked along a new
-    leading axis (index t holds step t, whatever the order of the loop) and
-    the final carry. Outputs whose index is in `unstacked` come back as the
-    loop's per-step store instead (a `tf.TensorArray`, or a list when
-    unrolled), which another `_scan` takes as a sequence without the copies
-    of stacking and unstacking.
-    `unroll=True` writes the loop out in Python (needs a static length);
-    otherwise it is one `tf.while_loop`.
+def _for(count, body, carry, reverse=False, unroll=False):
+    """`carry = body(i, carry)` for i in 0..count-1 (count-1..0 if `reverse`).
+
+    `unroll=True` writes the loop out in Python (needs a static `count`);
+    otherwise it is one `tf.while_loop`. `carry` is any nest of tensors and
+    `tf.TensorArray`s.
     """
     if unroll:
-        collected = [[None] * length for _ in range(num_outputs)]
-        order = range(length - 1, -1, -1) if reverse else range(length)
-        for t in order:
-            outputs, carry = step(t, [s[t] for s in sequences], carry)
-            for slot, value in zip(collected, outputs):
-                slot[t] = value
-        return [
-            slot if i in unstacked else tf.stack(slot)
-            for i, slot in enumerate(collected)
-        ], carry
+        order = range(count - 1, -1, -1) if reverse else range(count)
+        for i in order:
+            carry = body(i, carry)
+        return carry
 
-    dtype = carry[0].dtype
-    outputs_ta = [tf.TensorArray(dtype, size=length) for _ in range(num_outputs)]
-    # A loop that runs backwards over a TensorArray that an earlier loop
-    # filled pops its steps off the end instead of reading them, so that each
-    # step's buffer is freed once used rather than when the loop ends.
-    popped = [
-        position for position, sequence in enumerate(sequences)
-        if reverse and isinstance(sequence, tf.TensorArray)
-        and not tf.executing_eagerly()
-    ]
-    lists = [sequences[position].flow for position in popped]
+    def loop_body(i, carry):
+        index = count - 1 - i if reverse else i
+        return i + 1, body(index, carry)
 
-    def read(sequence, t):
-        # A tensor is sliced in place rather than unstacked into a
-        # TensorArray first, which would copy it whole.
-        if isinstance(sequence, tf.TensorArray):
-            return sequence.read(t)
-        return sequence[t]
-
-    def body(i, carry, outputs_ta, lists):
-        t = length - 1 - i if reverse else i
-        items = [read(s, t) if k not in popped else None for k, s in enumerate(sequences)]
-        remaining = []
-        for position, handle in zip(popped, lists):
-            handle, items[position] = tf.raw_ops.TensorListPopBack(
-                input_handle=handle,
-                element_shape=tf.constant(-1, tf.int32),
-                element_dtype=sequences[position].dtype,
-            )
-            items[position].set_shape(sequences[position].element_shape)
-            remaining.append(handle)
-        outputs, carry = step(t, items, carry)
-        outputs_ta = [ta.write(t, v) for ta, v in zip(outputs_ta, outputs)]
-        return i + 1, carry, outputs_ta, remaining
-
-    _, carry, outputs_ta, _ = tf.while_loop(
-        lambda i, *_: i < length,
-        body,
-        (tf.constant(0), carry, outputs_ta, lists),
-        maximum_iterations=length,
+    _, carry = tf.while_loop(
+        lambda i, _: i < count,
+        loop_body,
+        (tf.constant(0), carry),
         swap_memory=True,
     )
-    return [
-        ta if i in unstacked else ta.stack() for i, ta in enumerate(outputs_ta)
-    ], carry
+    return carry
+
+
+def _input_gradient_needed(tensor):
+    """False only when some gradient tape is recording and none watches `tensor`.
+
+    A layer fed straight from the data needs no input gradient, and its
+    product `dZ W^T` is then skipped. With no tape at all (`tf.gradients`),
+    the gradient is computed, as it may be asked for.
+    """
+    try:
+        if not record.could_possibly_record():
+            return True
+        return bool(record.should_record_backprop([tensor]))
+    except Exception:  # A private API: if it moves, stay exact.
+        return True
 
 
 def fused_rnn(
@@ -156,25 +133,41 @@ def fused_rnn(
             step_mask = tf.reverse(step_mask, [0])
     projection = cell.projection_weights()
     if projection is None:
-        # TensorFlow differentiates this projection itself.
+        # TensorFlow differentiates this projection itself, so it is made
+        # whole, and the loop returns its whole gradient.
         loop_inputs = [tf.convert_to_tensor(cell.project_inputs(time_major_inputs))]
+        input_gradient = True
     else:
-        # Projected inside the custom gradient, which then takes the
-        # gradients of kernel, recurrent kernel and bias with one product.
         kernel, bias = (None if w is None else tf.convert_to_tensor(w) for w in projection)
         loop_inputs = [time_major_inputs, kernel] + ([bias] if bias is not None else [])
+        input_gradient = _input_gradient_needed(time_major_inputs)
     length = time_major_inputs.shape[0]
     if length is None:
         if unroll:
             raise ValueError("unroll=True needs a known number of time steps.")
         length = tf.shape(time_major_inputs)[0]
+    batch = inputs.shape[0]
+    if batch is not None:
+        chunk = max(1, CHUNK_ROWS // batch)
+    elif unroll:
+        chunk = length
+    else:
+        chunk = DYNAMIC_BATCH_CHUNK_STEPS
+    if isinstance(length, int):
+        chunk = min(chunk, length)
+    num_chunks = (length + chunk - 1) // chunk
     num_inputs = len(loop_inputs)
     num_states = len(initial_state)
     units = recurrent_kernel.shape[0]
-    width = recurrent_kernel.shape[1]
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
     written = cell.has_step_backward
+
+    def chunk_bounds(c):
+        start = c * chunk
+        end = start + chunk
+        end = min(end, length) if isinstance(end, int) and isinstance(length, int) else tf.minimum(end, length)
+        return start, end
 
     def masked_step(z_t, mask_t, states, prev_output):
         """The step from its full pre-activations, with Keras's masking rules."""
@@ -194,47 +187,61 @@ def fused_rnn(
     def recurrent_input(h_tm1):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
-    def project(inputs, kernel, bias=None):
-        """`x kernel + bias` of all steps as one 2-D product, time-major."""
-        flat = tf.matmul(tf.reshape(inputs, [-1, inputs.shape[-1]]), kernel)
-        if bias is not None:
-            flat = flat + bias
-        return tf.reshape(flat, tf.concat([tf.shape(inputs)[:-1], [-1]], 0))
+    def flat(tensor):
+        """(steps, batch, width) -> (steps * batch, width)."""
+        return tf.reshape(tensor, [-1, tensor.shape[-1]])
 
     @tf.custom_gradient
     def loop(*tensors):
-        inputs = list(tensors[:num_inputs])
+        loop_in = list(tensors[:num_inputs])
         recurrent_kernel = tensors[num_inputs]
         states = list(tensors[num_inputs + 1 :])
-        projected = inputs[0] if projection is None else project(*inputs)
+        dtype = states[0].dtype
         zero_output = tf.zeros_like(states[0])
-        sequences = [projected] + ([step_mask] if step_mask is not None else [])
 
-        def forward_step(t, items, carry):
-            p_t = items[0]
-            mask_t = items[1] if step_mask is not None else None
-            states, prev_output = carry[:num_states], carry[num_states]
-            r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
-            z_t = cell.full_preactivations(p_t, r_t)
-            output, new_states = masked_step(z_t, mask_t, states, prev_output)
-            return [output, z_t] + list(states), list(new_states) + [output]
+        def chunk_projection(start, end):
+            if projection is None:
+                return loop_in[0][start:end]
+            x_chunk = loop_in[0][start:end]
+            p = tf.matmul(flat(x_chunk), loop_in[1])
+            if len(loop_in) > 2:
+                p = p + loop_in[2]
+            return _unflatten(p, x_chunk)
 
-        # Kept for the backward loop: the full pre-activations z_t (as the
-        # loop's own per-step store, freed step by step as the backward loop
-        # reads it), the states each step starts from and the outputs. The
-        # projected inputs are not needed again, so they are freed.
-        stacked, carry = _scan(
-            forward_step,
-            sequences,
-            list(states) + [zero_output],
-            length,
-            num_outputs=2 + num_states,
+        def forward_chunk(c, carry):
+            start, end = chunk_bounds(c)
+            projected = chunk_projection(start, end)
+
+            def forward_step(s, carry):
+                states, prev_output, outputs_ta, z_ta, states_ta = carry
+                t = start + s
+                mask_t = step_mask[t] if step_mask is not None else None
+                r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
+                z_t = cell.full_preactivations(projected[s], r_t)
+                output, new_states = masked_step(z_t, mask_t, states, prev_output)
+                return (
+                    list(new_states),
+                    output,
+                    outputs_ta.write(t, output),
+                    z_ta.write(t, z_t),
+                    [ta.write(t, v) for ta, v in zip(states_ta, states)],
+                )
+
+            return _for(end - start, forward_step, carry, unroll=unroll)
+
+        new_array = lambda: tf.TensorArray(dtype, size=length)  # noqa: E731
+        states, _, outputs_ta, z_ta, states_ta = _for(
+            num_chunks,
+            forward_chunk,
+            (states, zero_output, new_array(), new_array(), [new_array() for _ in states]),
             unroll=unroll,
-            unstacked=(1,),
         )
-        outputs, preactivations = stacked[0], stacked[1]
-        states_in = stacked[2:]
-        final_states = carry[:num_states]
+        outputs = outputs_ta.stack()
+        # Kept for the backward loop: the full pre-activations z_t (as the
+        # loop's own per-step list, popped step by step by the backward
+        # loop) and the states each step starts from.
+        states_in = [ta.stack() for ta in states_ta]
+        final_states = states
 
         def grad(d_outputs, *d_final_states, variables=None):
             variables = list(variables or [])
@@ -249,14 +256,25 @@ def fused_rnn(
             # d_r U^T about 3x slower with `transpose_b=True` than on a
             # transposed copy (measured at 4H = 1024 columns).
             recurrent_kernel_t = tf.transpose(recurrent_kernel)
+            kernel_t = tf.transpose(loop_in[1]) if projection is not None else None
+            summed_weights = cell.summed_weights() if written else []
+            product_weights = cell.product_weights() if written else []
+            # Eagerly a TensorArray is a Python list; in a graph its list is
+            # popped from the end, so each step's z_t is freed once used.
+            pop = not tf.executing_eagerly()
+            z_element_shape = z_ta.element_shape
 
-            def read_items(items):
-                z_t, d_out_t = items[0], items[1]
-                states_t = items[2 : 2 + num_states]
-                rest = items[2 + num_states :]
-                mask_t = rest.pop(0) if step_mask is not None else None
-                prev_output = rest.pop(0) if carries_output else zero_output
-                return z_t, d_out_t, states_t, mask_t, prev_output
+            def step_items(t, z_handle):
+                if pop:
+                    z_handle, z_t = tf.raw_ops.TensorListPopBack(
+                        input_handle=z_handle,
+                        element_shape=tf.constant(-1, tf.int32),
+                        element_dtype=dtype,
+                    )
+                    z_t.set_shape(z_element_shape)
+                else:
+                    z_t = z_ta.read(t)
+                return z_handle, z_t, [s[t] for s in states_in]
 
             def through_recurrent_product(d_r, d_states_prev):
                 d_h = tf.matmul(d_r, recurrent_kernel_t)
@@ -265,47 +283,39 @@ def fused_rnn(
                 d_states_prev[0] = d_states_prev[0] + d_h
                 return d_states_prev
 
-            def written_backward_step(t, items, carry):
+            def written_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
                 """The cell's own `step_backward`, with Keras's masking rules."""
-                z_t, d_out_t, states_t, mask_t, _ = read_items(items)
-                d_states_t = carry[:num_states]
-                d_output = d_out_t + carry[num_states] if carries_output else d_out_t
-                d_new = [d_states_t[0] + d_output] + list(d_states_t[1:])
-                d_prev = carry[num_states]
+                d_output = d_outputs[t] + d_prev if carries_output else d_outputs[t]
+                d_new = [d_carry[0] + d_output] + list(d_carry[1:])
                 passed = [None] * num_states
                 if mask_t is not None:
                     # A masked step hands its incoming states (and output)
                     # through unchanged, so their gradients pass it by.
                     d_new = [tf.where(mask_t, d, 0.0) for d in d_new]
-                    passed = [tf.where(mask_t, 0.0, d) for d in d_states_t]
+                    passed = [tf.where(mask_t, 0.0, d) for d in d_carry]
                     if carries_output:
                         d_prev = tf.where(mask_t, 0.0, d_output)
-                d_z, d_r, d_cell_states, saved = cell.step_backward(
+                d_z, d_r, d_cell_states, saved, sums = cell.step_backward(
                     z_t, list(states_t), d_new
                 )
                 d_states_prev = [
                     _zeros_if_none(add_gradients(a, b), like)
                     for a, b, like in zip(d_cell_states, passed, states_t)
                 ]
-                d_states_prev = through_recurrent_product(d_r, d_states_prev)
-                return [d_z] + list(saved), d_states_prev + [d_prev]
+                totals = [a + b for a, b in zip(totals, sums)]
+                return d_z, list(saved), d_r, d_states_prev, d_prev, totals
 
-            def taped_backward_step(t, items, carry):
+            def taped_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
                 """Automatic derivative of the step, for cells without one written."""
-                z_t, d_out_t, states_t, mask_t, prev_output = read_items(items)
-                d_states_t = carry[:num_states]
-                d_prev = carry[num_states]
-                d_vars = carry[num_states + 1 :]
-                watched = [z_t] + list(states_t) + (
-                    [prev_output] if carries_output else []
-                )
+                prev_output = prev_outputs[t] if carries_output else zero_output
+                watched = [z_t] + list(states_t) + ([prev_output] if carries_output else [])
                 with tf.GradientTape() as tape:
                     tape.watch(watched)
                     output, new_states = masked_step(z_t, mask_t, states_t, prev_output)
                 grads = tape.gradient(
                     [output] + list(new_states),
                     watched + variables,
-                    output_gradients=[d_out_t + d_prev] + list(d_states_t),
+                    output_gradients=[d_outputs[t] + d_prev] + list(d_carry),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
                 d_z = grads[0]
@@ -316,69 +326,120 @@ def fused_rnn(
                     position += 1
                 else:
                     d_prev = tf.zeros_like(d_prev)
-                d_vars = [a + g for a, g in zip(d_vars, grads[position:])]
-                d_states_prev = through_recurrent_product(
-                    cell.recurrent_columns(d_z), d_states_prev
-                )
-                return [d_z], d_states_prev + [d_prev] + d_vars
+                totals = [a + g for a, g in zip(totals, grads[position:])]
+                return d_z, [], cell.recurrent_columns(d_z), d_states_prev, d_prev, totals
 
-            items = [preactivations, d_outputs] + list(states_in)
-            if step_mask is not None:
-                items.append(step_mask)
-            if carries_output:
-                items.append(prev_outputs)
-            initial_carry = d_states + [tf.zeros_like(zero_output)]
-            if written:
-                with cell.backward_loop_weights():
-                    stacked, carry = _scan(
-                        written_backward_step,
-                        items,
-                        initial_carry,
-                        length,
-                        num_outputs=1 + cell.step_backward_saves,
-                        reverse=True,
-                        unroll=unroll,
-                    )
-                d_variables = _match_variables(
-                    variables,
-                    cell.backward_weight_gradients(
-                        stacked[0],
-                        states_in,
-                        # The state a step returns is the one the next
-                        # starts from (graph pruning drops unused ones).
-                        [
-                            tf.concat([s[1:], f[None]], axis=0)
-                            for s, f in zip(states_in, final_states)
-                        ],
-                        stacked[1:],
-                    ),
-                )
+            backward_step = written_backward_step if written else taped_backward_step
+            num_saves = cell.step_backward_saves if written else 0
+            totals_like = summed_weights if written else variables
+            if projection is None:
+                weight_rows = units
+                products_width = recurrent_kernel.shape[1]
             else:
-                stacked, carry = _scan(
-                    taped_backward_step,
-                    items,
-                    initial_carry + [tf.zeros_like(v) for v in variables],
-                    length,
-                    num_outputs=1,
+                weight_rows = loop_in[1].shape[0] + units + (1 if len(loop_in) > 2 else 0)
+                products_width = loop_in[1].shape[1]
+
+            def backward_chunk(c, carry):
+                start, end = chunk_bounds(c)
+                (z_handle, d_carry, d_prev, totals, products, product_grads,
+                 d_inputs_ta) = carry
+                chunk_arrays = [
+                    tf.TensorArray(dtype, size=end - start) for _ in range(1 + num_saves)
+                ]
+
+                def backward_step_in_chunk(s, inner):
+                    z_handle, d_carry, d_prev, totals, arrays = inner
+                    t = start + s
+                    z_handle, z_t, states_t = step_items(t, z_handle)
+                    mask_t = step_mask[t] if step_mask is not None else None
+                    d_z, saved, d_r, d_states_prev, d_prev, totals = backward_step(
+                        t, z_t, states_t, mask_t, d_carry, d_prev, totals
+                    )
+                    d_states_prev = through_recurrent_product(d_r, d_states_prev)
+                    arrays = [a.write(s, v) for a, v in zip(arrays, [d_z] + saved)]
+                    return z_handle, d_states_prev, d_prev, totals, arrays
+
+                z_handle, d_carry, d_prev, totals, chunk_arrays = _for(
+                    end - start,
+                    backward_step_in_chunk,
+                    (z_handle, d_carry, d_prev, totals, chunk_arrays),
                     reverse=True,
                     unroll=unroll,
                 )
-                d_variables = carry[num_states + 1 :]
-            d_projected = stacked[0]
-            d_initial_states = carry[:num_states]
-            h_in = tf.reshape(recurrent_input(states_in[0]), [-1, units])
-            if projection is None:
-                d_recurrent_kernel = tf.matmul(
-                    h_in,
-                    tf.reshape(cell.recurrent_columns(d_projected), [-1, width]),
-                    transpose_a=True,
+                d_z_chunk = chunk_arrays[0].stack()
+                d_z_flat = flat(d_z_chunk)
+                h_rows = flat(recurrent_input(states_in[0][start:end]))
+                if projection is None:
+                    products = products + tf.matmul(
+                        h_rows, cell.recurrent_columns(d_z_flat), transpose_a=True
+                    )
+                    d_inputs_ta = d_inputs_ta.write(c, d_z_chunk)
+                else:
+                    # [dW ; dU ; db] = [X | H | 1]^T dZ: the row of ones sums
+                    # dZ over the rows, so the bias needs no reduction of its
+                    # own. Where the recurrent blocks are not all the
+                    # projected columns (untied, depth-gated) this also
+                    # computes H^T dZ of the others, which costs less than
+                    # gathering the recurrent columns of dZ into a copy.
+                    x_rows = flat(loop_in[0][start:end])
+                    rows = [x_rows, h_rows]
+                    if len(loop_in) > 2:
+                        rows.append(tf.ones_like(x_rows[:, :1]))
+                    products = products + tf.matmul(
+                        tf.concat(rows, axis=1), d_z_flat, transpose_a=True
+                    )
+                    if input_gradient:
+                        d_inputs_ta = d_inputs_ta.write(
+                            c,
+                            _unflatten(tf.matmul(d_z_flat, kernel_t), d_z_chunk),
+                        )
+                if product_weights:
+                    chunk_states = [s[start:end] for s in states_in]
+                    gradients = cell.backward_weight_gradients(
+                        d_z_chunk, chunk_states, [a.stack() for a in chunk_arrays[1:]]
+                    )
+                    product_grads = [a + g for a, g in zip(product_grads, gradients)]
+                return (z_handle, d_carry, d_prev, totals, products, product_grads,
+                        d_inputs_ta)
+
+            initial_carry = (
+                z_ta.flow if pop else tf.constant(0.0),
+                d_states,
+                tf.zeros_like(zero_output),
+                [tf.zeros_like(w) for w in totals_like],
+                tf.zeros((weight_rows, products_width), dtype),
+                [tf.zeros_like(w) for w in product_weights],
+                tf.TensorArray(dtype, size=num_chunks, infer_shape=False),
+            )
+            with cell.backward_loop_weights():
+                carry = _for(
+                    num_chunks, backward_chunk, initial_carry, reverse=True, unroll=unroll
                 )
-                d_inputs = [d_projected]
+            _, d_initial_states, _, totals, products, product_grads, d_inputs_ta = carry
+            if written:
+                d_variables = _match_variables(
+                    variables,
+                    list(zip(summed_weights, totals))
+                    + list(zip(product_weights, product_grads)),
+                )
             else:
-                d_inputs, d_recurrent_kernel = _projection_gradients(
-                    cell, inputs, h_in, d_projected
+                d_variables = totals
+            if projection is None:
+                d_loop_inputs = [d_inputs_ta.concat()]
+                d_recurrent_kernel = products
+            else:
+                features = loop_in[1].shape[0]
+                d_x = d_inputs_ta.concat() if input_gradient else None
+                d_loop_inputs = [d_x, products[:features]]
+                if len(loop_in) > 2:
+                    d_loop_inputs.append(products[features + units])
+                d_recurrent_kernel = cell.recurrent_columns(
+                    products[features : features + units]
                 )
-            return d_inputs + [d_recurrent_kernel] + list(d_initial_states), d_variables
+            return (
+                d_loop_inputs + [d_recurrent_kernel] + list(d_initial_states),
+                d_variables,
+            )
 
         return [outputs] + list(final_states), grad
 
@@ -392,35 +453,10 @@ def fused_rnn(
     return last_output, outputs, new_states
 
 
-def _projection_gradients(cell, inputs, h_in, d_projected):
-    """Gradients of the inputs, kernel, bias and recurrent kernel.
-
-    `[dW ; dU ; db] = [X | H | 1]^T dZ`: one product over all steps gives
-    the kernel, recurrent-kernel and bias gradients (the row of ones sums
-    dZ over steps and batch). Measured at (batch, steps, inputs, units) =
-    (128, 50, 256, 512): 93 ms against 110 ms for the two products and the
-    reduction apart. Where the recurrent blocks are not all the projected
-    columns (untied, depth-gated), the product also computes `H^T dZ` for
-    the other columns, which costs less than gathering the recurrent
-    columns of dZ into a copy.
-    """
-    x, kernel = inputs[0], inputs[1]
-    has_bias = len(inputs) > 2
-    features = kernel.shape[0]
-    units = h_in.shape[-1]
-    d_flat = tf.reshape(d_projected, [-1, kernel.shape[1]])
-    x_flat = tf.reshape(x, [-1, features])
-    columns = [x_flat, h_in]
-    if has_bias:
-        columns.append(tf.ones_like(x_flat[:, :1]))
-    products = tf.matmul(tf.concat(columns, axis=1), d_flat, transpose_a=True)
-    d_kernel = products[:features]
-    d_recurrent_kernel = cell.recurrent_columns(products[features : features + units])
-    d_x = tf.reshape(tf.matmul(d_flat, kernel, transpose_b=True), tf.shape(x))
-    d_inputs = [d_x, d_kernel]
-    if has_bias:
-        d_inputs.append(products[features + units])
-    return d_inputs, d_recurrent_kernel
+def _unflatten(rows, like):
+    """(steps * batch, width) -> (steps, batch, width), steps and batch as in `like`."""
+    shape = tf.shape(like)
+    return tf.reshape(rows, [shape[0], shape[1], rows.shape[-1]])
 
 
 def _match_variables(variables, gradients):
@@ -435,8 +471,8 @@ def _match_variables(variables, gradients):
             raise RuntimeError(
                 f"The fast path's written backward step has no gradient for "
                 f"the weight {variable.name!r} that the step reads. The cell's "
-                "`backward_weight_gradients` must return every weight the step "
-                "uses besides `recurrent_kernel`."
+                "`summed_weights` or `product_weights` must list every weight "
+                "the step uses besides `recurrent_kernel`."
             )
         ordered.append(tf.convert_to_tensor(by_variable[variable.ref()]))
     return ordered

@@ -524,8 +524,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # Automatic differentiation of one step records every slice, broadcast
     # and activation of the step and replays its gradient op by op; a cell
     # whose equations are written out backwards below needs about half the
-    # operations per backward step, and leaves the gradients of its small
-    # weights (peepholes, untied kernel) to one reduction over all steps.
+    # operations per backward step. The gradients of its weight vectors
+    # (peepholes, depth-gate vectors) are summed over the batch inside the
+    # step, from gate gradients it holds anyway; a weight matrix inside the
+    # step (the untied kernel M) gets its gradient from one product over
+    # all steps after the loop.
 
     # The number of per-step tensors `step_backward` returns in `saved`.
     step_backward_saves = 0
@@ -541,29 +544,51 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                 the step returns (the output's gradient added to h's).
 
         Returns:
-            `(d_projected, d_recurrent, d_states, saved)`: the gradients
-            with respect to `projected` and to its recurrent blocks `U h`
-            (see `join_gate_gradients`), with respect to `states` other than
-            through `U h` (None where there is none), and a list of
-            `step_backward_saves` per-step tensors that
-            `backward_weight_gradients` needs.
+            `(d_projected, d_recurrent, d_states, saved, sums)`: the
+            gradients with respect to `projected` and to its recurrent
+            blocks `U h` (see `join_gate_gradients`), with respect to
+            `states` other than through `U h` (None where there is none), a
+            list of `step_backward_saves` per-step tensors that
+            `backward_weight_gradients` needs, and this step's gradients of
+            the `summed_weights`, summed over the batch, in their order.
         """
         raise NotImplementedError
 
-    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
-        """Gradients of the cell's own small weights, from all steps at once.
+    def summed_weights(self):
+        """The weights whose gradients `step_backward` returns as per-step sums.
 
-        Every argument is stacked over time (leading axis): `d_projected`
-        from `step_backward`, `states_in` / `states_out` the states each step starts from and
-        returns, `saved` the per-step tensors of `step_backward`. Returns a
-        list of `(variable, gradient)` for every weight the step reads
-        besides `recurrent_kernel`.
+        By default the peephole vectors, in the order of `peepholes`.
+        """
+        return [self.peephole_weights[gate] for gate in self.peepholes]
+
+    def peephole_sums(self, d_gates, c_tm1, c):
+        """This step's peephole-vector gradients, summed over the batch.
+
+        `d_gates` maps gates to the gradients of their pre-activations; the
+        output gate peeps at the new cell `c`, the others at `c_tm1`.
         """
         return [
-            (weight, ops.sum(d_projected[..., self._block(gate)] * memory, axis=(0, 1)))
-            for gate, weight in self.peephole_weights.items()
-            for memory in [states_out[1] if gate == "o" else states_in[1]]
+            ops.sum(d_gates[gate] * (c if gate == "o" else c_tm1), axis=0)
+            for gate in self.peepholes
         ]
+
+    def product_weights(self):
+        """Weight matrices used inside the step, besides `recurrent_kernel` (none by default).
+
+        Their gradients come from `backward_weight_gradients`, one product
+        over many steps rather than a thin one per step.
+        """
+        return []
+
+    def backward_weight_gradients(self, d_projected, states_in, saved):
+        """Gradients of the `product_weights`, over a run of steps at once.
+
+        Every argument is stacked over those steps (leading axis):
+        `d_projected` from `step_backward`, `states_in` the states each step
+        starts from, `saved` the per-step tensors of `step_backward`.
+        Returns one gradient per weight of `product_weights`, in order.
+        """
+        return []
 
     def backward_loop_weights(self):
         """Context entered around the fast path's backward loop (no-op default).

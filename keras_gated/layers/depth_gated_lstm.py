@@ -86,7 +86,6 @@ class DepthGatedLSTMCell(StackedGatedCell):
     recurrent_gates = "ifco"
     peephole_choices = "ifo"
     default_peepholes = "ifo"
-    step_backward_saves = 1
 
     def __init__(
         self, units, num_layers=1, use_peepholes=True, peepholes=None, **kwargs
@@ -247,13 +246,26 @@ class DepthGatedLSTMCell(StackedGatedCell):
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
 
     def step_backward(self, projected, states, d_new_states):
-        """The one-layer cell's step backwards (stacks have no fast path)."""
-        c_tm1 = states[1]
-        dσ, dφ = self.activation_derivatives()
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
-        i, f, d, g, _, o, φc = self.activate(
-            self.split_gates(gate_inputs), lower, c_tm1
+        d_gates, d_lower, d_c_tm1, sums = self.layer_backward(
+            gate_inputs, lower, states[1], d_new_states
         )
+        return (
+            *self.join_gate_gradients(d_gates, extra=[d_lower]),
+            [None, d_c_tm1],
+            [],
+            sums,
+        )
+
+    def layer_backward(self, gate_inputs, lower, c_tm1, d_new_states):
+        """One layer's step backwards, from its full gate pre-activations and l_t.
+
+        Returns `(d_gates, d_lower, d_c_tm1, sums)`: the gradients of the
+        gate pre-activations (a dict), of l_t, of c_{t-1} other than through
+        U h, and this step's `summed_weights` gradients.
+        """
+        dσ, dφ = self.activation_derivatives()
+        i, f, d, g, c, o, φc = self.activate(self.split_gates(gate_inputs), lower, c_tm1)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
@@ -268,21 +280,31 @@ class DepthGatedLSTMCell(StackedGatedCell):
             self.depth_gate_cell_weights * d_d,
         )
         d_gates = {"i": d_i, "f": d_f, "c": d_c * i * dφ(g), "o": d_o, "d": d_d}
-        return (
-            *self.join_gate_gradients(d_gates, extra=[d_lower]),
-            [None, d_c_tm1],
-            [lower],
-        )
-
-    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
-        d_d = d_projected[..., self._block("d")]
-        (lower,) = saved
-        return super().backward_weight_gradients(
-            d_projected, states_in, states_out, saved
-        ) + [
-            (self.depth_gate_cell_weights, ops.sum(d_d * states_in[1], axis=(0, 1))),
-            (self.depth_gate_lower_weights, ops.sum(d_d * lower, axis=(0, 1))),
+        sums = self.peephole_sums(d_gates, c_tm1, c) + [
+            ops.sum(d_d * c_tm1, axis=0),
+            ops.sum(d_d * lower, axis=0),
         ]
+        return d_gates, d_lower, d_c_tm1, sums
+
+    def summed_weights(self):
+        return super().summed_weights() + [
+            self.depth_gate_cell_weights,
+            self.depth_gate_lower_weights,
+        ]
+
+    def fast_levels(self):
+        """The layers of a stack as `fused_stack_rnn` runs them, or None.
+
+        Only stacks (`num_layers > 1`) use it; one layer runs `fused_rnn`.
+        Activations without a written derivative take the generic path.
+        """
+        if self.num_layers == 1 or not self.has_step_backward:
+            return None
+        levels = [
+            _DepthGatedLevel(layer, first=k == 0) for k, layer in enumerate(self.layer_cells)
+        ]
+        levels[0].projection = self.projection_weights()
+        return levels
 
     def gated_step(self, projected, states, training=False, hidden_perturbations=None):
         """One step of the whole stack, bottom-up.
@@ -309,6 +331,50 @@ class DepthGatedLSTMCell(StackedGatedCell):
             prefix = f"layer_{k}/" if self.num_layers > 1 else ""
             gates.update({prefix + name: g for name, g in layer_gates.items()})
         return h, new_states, gates
+
+
+class _DepthGatedLevel:
+    """One layer of a `DepthGatedLSTMCell` stack as `fused_stack_rnn` runs it.
+
+    Its input product is `W x + b` (blocks i, f, c, o, d) of the h of the
+    layer below; its extra input is l_t, the c of the layer below (for the
+    bottom layer, the last H columns of the projected input). What it passes
+    up, (h_t, c_t), are its own new states.
+    """
+
+    up_from_states = True
+
+    def __init__(self, layer, first):
+        self.layer = layer
+        self.recurrent_kernel = layer.recurrent_kernel
+        self.extra_columns = layer.units if first else 0
+        self.input_kernel = None if first else layer.kernel
+        self.input_bias = layer.bias if not first and layer.use_bias else None
+
+    def preactivations(self, input_product, recurrent_product):
+        return self.layer.full_preactivations(input_product, recurrent_product)
+
+    def forward(self, z, extra, states):
+        with self.layer.preactivations_given():
+            h, c, _ = self.layer.layer_step(z, extra, states[0], states[1])
+        return [h, c], h, c
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_new = [
+            add_gradients(d_new_states[0], d_up_hidden),
+            add_gradients(d_new_states[1], d_up_extra),
+        ]
+        d_gates, d_lower, d_c_tm1, sums = self.layer.layer_backward(
+            z, extra, states[1], d_new
+        )
+        d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
+        return d_input, d_recurrent, d_lower, [None, d_c_tm1], sums
+
+    def summed_weights(self):
+        return self.layer.summed_weights()
+
+    def recurrent_columns(self, rows):
+        return self.layer.recurrent_columns(rows)
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

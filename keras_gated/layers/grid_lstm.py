@@ -9,6 +9,7 @@ from keras import ops
 from keras_gated.layers._stack import StackedGatedCell
 from keras_gated.layers._stack import check_count
 from keras_gated.layers.base import GatedRNN
+from keras_gated.layers.base import add_gradients
 
 DEPTH_TRANSFORMS = ("lstm", "tanh", "identity")
 PRIORITIES = (None, "depth")
@@ -260,14 +261,54 @@ class GridLSTMCell(StackedGatedCell):
 
     def lstm_transform(self, hidden, memory, kernel, bias):
         """One LSTM transform of the grid block: returns (h', m', gates)."""
-        σ, φ = self.recurrent_activation, self.activation
         z = ops.matmul(hidden, kernel)
         if bias is not None:
             z = z + bias
+        i, f, o, g, memory, φm = self.lstm_activate(z, memory)
+        return o * φm, memory, {"input": i, "forget": f, "output": o}
+
+    def lstm_activate(self, z, memory):
+        """The transform from its pre-activations `W H + b`: `(i, f, o, g, m', φ(m'))`."""
+        σ, φ = self.recurrent_activation, self.activation
         i, f, o, g = ops.split(z, 4, axis=-1)
-        i, f, o = σ(i), σ(f), σ(o)
-        memory = f * memory + i * φ(g)
-        return o * φ(memory), memory, {"input": i, "forget": f, "output": o}
+        i, f, o, g = σ(i), σ(f), σ(o), φ(g)
+        memory = f * memory + i * g
+        return i, f, o, g, memory, φ(memory)
+
+    def lstm_backward(self, z, memory, d_hidden, d_memory):
+        """The transform backwards: `(dz, dm)` from the gradients of h' and m'."""
+        dσ, dφ = self.activation_derivatives()
+        i, f, o, g, _, φm = self.lstm_activate(z, memory)
+        d_o = d_hidden * φm * dσ(o)
+        d_memory = add_gradients(d_memory, d_hidden * o * dφ(φm))
+        d_z = ops.concatenate(
+            [d_memory * g * dσ(i), d_memory * memory * dσ(f), d_o, d_memory * i * dφ(g)],
+            axis=-1,
+        )
+        return d_z, d_memory * f
+
+    # -- TensorFlow fast path (keras_gated._fast.tensorflow.fused_stack_rnn) --
+
+    def fast_levels(self):
+        """The levels as the fast path runs them, or None where it does not apply.
+
+        Each level's two transforms share one product: the rows of
+        `[W^T_k | W^D_k]` that read h^T_k are its recurrent kernel, the rows
+        that read h^D_{k-1} its input kernel, so the block's concatenation
+        `[h^T_k ; h^D_{k-1}]` is never formed. The bottom level's input
+        product is `x (P V_1)`, hoisted out of the time loop. The
+        prioritised grid, whose depth transform reads the new h^T_k, and
+        activations without a written derivative take the generic path.
+        """
+        if self.priority is not None or not self.has_step_backward:
+            return None
+        return [_GridLevel(self, k) for k in range(self.depth)]
+
+    @property
+    def has_step_backward(self):
+        return all(
+            d is not None for d in self.activation_derivatives()
+        )
 
     def gated_step(self, projected, states, training=False, hidden_perturbations=None):
         """One step of the grid: levels 1..K bottom-up.
@@ -314,6 +355,80 @@ class GridLSTMCell(StackedGatedCell):
                 for name, gate in dimension_gates.items():
                     gates[f"level_{k}/{dimension}_{name}"] = gate
         return h_depth, new_states, gates
+
+
+class _GridLevel:
+    """Level k of a `GridLSTMCell` as `fused_stack_rnn` runs it.
+
+    Pre-activations `z = h^D_{k-1} V_k + h^T_k R_k + b_k` hold the time
+    transform's blocks i, f, o, g, then the depth transform's.
+    """
+
+    up_from_states = False
+    extra_columns = 0
+
+    def __init__(self, cell, k):
+        H = cell.units
+        self.cell = cell
+        time_kernel = cell._level(cell.time_kernel, k)
+        depth_kernel = cell._level(cell.depth_kernel, k)
+        self.recurrent_kernel = ops.concatenate([time_kernel[:H], depth_kernel[:H]], axis=1)
+        input_kernel = ops.concatenate([time_kernel[H:], depth_kernel[H:]], axis=1)
+        bias = None
+        if cell.use_bias:
+            bias = ops.concatenate(
+                [cell._level(cell.time_bias, k), cell._level(cell.depth_bias, k)], axis=0
+            )
+        if k == 0:
+            # h^D_0 = x P, so the bottom input product is x (P V_1): one
+            # product of every step before the loop.
+            self.input_kernel, self.input_bias = None, None
+            self.projection = (ops.matmul(cell.input_projection, input_kernel), bias)
+        else:
+            self.input_kernel, self.input_bias = input_kernel, bias
+
+    def preactivations(self, input_product, recurrent_product):
+        return input_product + recurrent_product
+
+    def _split(self, z):
+        return ops.split(z, [4 * self.cell.units], axis=-1)
+
+    def forward(self, z, extra, states):
+        cell = self.cell
+        z_time, z_depth = self._split(z)
+        _, _, o, _, m_time, φm = cell.lstm_activate(z_time, states[1])
+        h_time = o * φm
+        if cell.depth_transform == "lstm":
+            m_in = ops.zeros_like(m_time) if extra is None else extra
+            _, _, o, _, m_depth, φm = cell.lstm_activate(z_depth, m_in)
+            return [h_time, m_time], o * φm, m_depth
+        if cell.depth_transform == "tanh":
+            return [h_time, m_time], ops.tanh(z_depth), None
+        return [h_time, m_time], z_depth, None
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        cell = self.cell
+        z_time, z_depth = self._split(z)
+        d_z_time, d_m_tm1 = cell.lstm_backward(
+            z_time, states[1], d_new_states[0], d_new_states[1]
+        )
+        d_extra = None
+        if cell.depth_transform == "lstm":
+            m_in = ops.zeros_like(states[1]) if extra is None else extra
+            d_z_depth, d_extra = cell.lstm_backward(z_depth, m_in, d_up_hidden, d_up_extra)
+        elif cell.depth_transform == "tanh":
+            h_depth = ops.tanh(z_depth)
+            d_z_depth = d_up_hidden * (1.0 - h_depth * h_depth)
+        else:
+            d_z_depth = d_up_hidden
+        d_z = ops.concatenate([d_z_time, d_z_depth], axis=-1)
+        return d_z, d_z, d_extra, [None, d_m_tm1], []
+
+    def summed_weights(self):
+        return []
+
+    def recurrent_columns(self, rows):
+        return rows
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

@@ -75,7 +75,7 @@ class PeepholeLSTMCell(GatedCell):
     def step_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        i, f, g, _, o, φc = self.activate(self.split_gates(projected), c_tm1)
+        i, f, g, c, o, φc = self.activate(self.split_gates(projected), c_tm1)
         d_h, d_c = d_new_states
         d_o = d_h * φc * dσ(o)
         d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
@@ -85,7 +85,12 @@ class PeepholeLSTMCell(GatedCell):
             d_c * f, self.peep_backward("i", d_i), self.peep_backward("f", d_f)
         )
         d_gates = {"i": d_i, "f": d_f, "c": d_c * i * dφ(g), "o": d_o}
-        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [])
+        return (
+            *self.join_gate_gradients(d_gates),
+            [None, d_c_tm1],
+            [],
+            self.peephole_sums(d_gates, c_tm1, c),
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")

@@ -123,7 +123,7 @@ class UntiedLSTMCell(GatedCell):
             "z": d_read * φc_tm1 * dσ(untied),
         }
         d_c_tm1 = d_c * f + d_read * untied * dφ(φc_tm1)
-        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [read])
+        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [read], [])
 
     def _untied_kernel_transposed(self):
         # Set by `backward_loop_weights` so that the backward loop reads a
@@ -141,16 +141,16 @@ class UntiedLSTMCell(GatedCell):
         finally:
             self._untied_kernel_t = None
 
-    def backward_weight_gradients(self, d_projected, states_in, states_out, saved):
+    def product_weights(self):
+        return [self.untied_kernel]
+
+    def backward_weight_gradients(self, d_projected, states_in, saved):
         (read,) = saved
         d_g = d_projected[..., self._block("c")]
         return [
-            (
-                self.untied_kernel,
-                ops.matmul(
-                    ops.transpose(ops.reshape(read, (-1, self.units))),
-                    ops.reshape(d_g, (-1, self.units)),
-                ),
+            ops.matmul(
+                ops.transpose(ops.reshape(read, (-1, self.units))),
+                ops.reshape(d_g, (-1, self.units)),
             )
         ]
 
