@@ -42,19 +42,20 @@ OPTIONS = {
 
 @pytest.fixture
 def fast_calls(monkeypatch):
-    """Counts the calls of the TensorFlow fast loop."""
+    """Counts the calls of the TensorFlow fast loops (one-layer cells and stacks)."""
     calls = []
-    original = tf_fast.fused_rnn
+    for name in ("fused_rnn", "fused_stack_rnn"):
+        original = getattr(tf_fast, name)
 
-    def counting(*args, **kwargs):
-        calls.append(kwargs)
-        return original(*args, **kwargs)
+        def counting(*args, original=original, **kwargs):
+            calls.append(kwargs)
+            return original(*args, **kwargs)
 
-    monkeypatch.setattr(tf_fast, "fused_rnn", counting)
+        monkeypatch.setattr(tf_fast, name, counting)
     return calls
 
 
-def _data(masked=True):
+def _data(masked=True, num_states=2):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
     mask = np.ones((BATCH, STEPS), bool)
@@ -63,16 +64,16 @@ def _data(masked=True):
         mask[1, :2] = False  # left padding: the output repeats, then starts
         mask[2, 2] = False  # a hole
     initial = [
-        rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(2)
+        rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(num_states)
     ]
     return x, mask, initial
 
 
 def _run(layer_class, fused, options, initial_state=None, graph=False, masked=True):
     """Output tensors and gradients (of the weights, inputs and initial state)."""
-    x, mask, initial = _data(masked)
     options = {"return_sequences": True, **options}
     layer = layer_class(UNITS, fused=fused, return_state=True, **options)
+    x, mask, initial = _data(masked, num_states=len(layer.cell.state_size))
     layer.build((BATCH, STEPS, FEATURES))
     rng = np.random.default_rng(1)
     for weight in layer.weights:
@@ -135,6 +136,38 @@ def test_fast_path_matches_cell_path(layer_class, option, chunking, fast_calls):
     _assert_same(reference[1], fast[1])
     assert all(np.isfinite(g).all() for g in fast[1])
     # Every weight, the inputs and the initial states get a gradient.
+    assert all(np.abs(g).max() > 0 for g in fast[1])
+
+
+# Stacks: several levels inside each step (`fused_stack_rnn`).
+STACKS = {
+    "DepthGatedLSTM-3": (kg.DepthGatedLSTM, {"num_layers": 3}),
+    "DepthGatedLSTM-2-same-width": (kg.DepthGatedLSTM, {"num_layers": 2}),
+    "GridLSTM-3": (kg.GridLSTM, {"depth": 3}),
+    "GridLSTM-2-tanh": (kg.GridLSTM, {"depth": 2, "depth_transform": "tanh"}),
+    "GridLSTM-2-identity-tied": (
+        kg.GridLSTM, {"depth": 2, "depth_transform": "identity", "tied_weights": True}
+    ),
+}
+STACK_OPTIONS = {k: v for k, v in OPTIONS.items() if k != "taped_backward"}
+
+
+@pytest.mark.parametrize("option", sorted(STACK_OPTIONS))
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_stack_fast_path_matches_cell_path(stack, option, chunking, fast_calls, monkeypatch):
+    layer_class, stack_options = STACKS[stack]
+    if stack == "DepthGatedLSTM-2-same-width":
+        # D == H: the bottom layer's l_t is x itself (no projection weight).
+        monkeypatch.setattr(sys.modules[__name__], "FEATURES", UNITS)
+    options = {**stack_options, **STACK_OPTIONS[option]}
+    initial_state = option in ("plain", "dropout")
+    reference = _run(layer_class, False, options, initial_state)
+    assert not fast_calls
+    fast = _run(layer_class, True, options, initial_state)
+    assert len(fast_calls) == 1, "the TensorFlow fast path did not run"
+    _assert_same(reference[0], fast[0])
+    _assert_same(reference[1], fast[1])
+    assert all(np.isfinite(g).all() for g in fast[1])
     assert all(np.abs(g).max() > 0 for g in fast[1])
 
 
@@ -289,10 +322,14 @@ def test_inference_calls_take_the_generic_loop_with_exact_gradients(fast_calls):
 
 @pytest.mark.parametrize(
     "layer_class, options",
-    [(kg.DepthGatedLSTM, {"num_layers": 2}), (kg.GridLSTM, {"depth": 2})],
-    ids=["DepthGatedLSTM-stack", "GridLSTM"],
+    [
+        (kg.GridLSTM, {"depth": 2, "priority": "depth"}),
+        (kg.GridLSTM, {"depth": 2, "activation": "relu"}),
+        (kg.DepthGatedLSTM, {"num_layers": 2, "recurrent_activation": "hard_sigmoid"}),
+    ],
+    ids=["GridLSTM-prioritised", "GridLSTM-relu", "DepthGatedLSTM-hard-sigmoid"],
 )
-def test_multi_product_steps_take_the_generic_path(layer_class, options, fast_calls):
+def test_stacks_without_a_fast_path_take_the_generic_path(layer_class, options, fast_calls):
     x, _, _ = _data(masked=False)
     reference = layer_class(UNITS, fused=False, **options)
     layer = layer_class(UNITS, **options)

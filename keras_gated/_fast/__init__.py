@@ -34,7 +34,17 @@ def fast_loop_supported(layer, training):
     """
     if backend.backend() != "tensorflow" or not training:
         return False
-    return bool(getattr(layer.cell, "deferred_recurrent_product", False))
+    return _kind(layer.cell) is not None
+
+
+def _kind(cell):
+    """"cell" for a one-layer cell, "stack" for a stack with fast levels, else None."""
+    if getattr(cell, "deferred_recurrent_product", False):
+        return "cell"
+    fast_levels = getattr(cell, "fast_levels", None)
+    if fast_levels is not None and fast_levels() is not None:
+        return "stack"
+    return None
 
 
 def fast_loop(layer, inputs, initial_state, mask, training):
@@ -47,7 +57,8 @@ def fast_loop(layer, inputs, initial_state, mask, training):
         return None
     from keras_gated._fast import tensorflow as tf_fast
 
-    return tf_fast.fused_rnn(
+    run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn
+    return run(
         layer.cell,
         inputs,
         initial_state,

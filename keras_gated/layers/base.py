@@ -826,16 +826,12 @@ class GatedRNN(keras.layers.RNN):
     def _fast_path_applies(self):
         """Whether the backend-specific fast path may run this layer.
 
-        It needs a cell that defers its recurrent product (see
-        `GatedCell.deferred_recurrent_product`) and float weights used in
-        their own dtype: under a mixed-precision policy the generic path
-        runs, which casts the weights step by step as Keras does.
+        It needs float weights used in their own dtype: under a
+        mixed-precision policy the generic path runs, which casts the
+        weights step by step as Keras does. Which cells have a fast path
+        at all is `keras_gated._fast.fast_loop_supported`'s call.
         """
-        cell = self.cell
-        return (
-            getattr(cell, "deferred_recurrent_product", False)
-            and cell.compute_dtype == cell.variable_dtype
-        )
+        return self.cell.compute_dtype == self.cell.variable_dtype
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
         return super().call(

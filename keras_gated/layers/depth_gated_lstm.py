@@ -343,6 +343,8 @@ class _DepthGatedLevel:
     """
 
     up_from_states = True
+    passes_extra_up = True
+    projection = None  # set on the bottom layer by `fast_levels`
 
     def __init__(self, layer, first):
         self.layer = layer
