@@ -119,6 +119,13 @@ IMPLEMENTATIONS = {
     "DepthGatedLSTM": (
         "keras", _package_layer("DepthGatedLSTM"), depth_gated_macs, 1, True
     ),
+    "DepthGatedLSTM(num_layers=2)": (
+        "keras",
+        _package_layer("DepthGatedLSTM", num_layers=2),
+        lambda b, s, i, u: depth_gated_macs(b, s, i, u, num_layers=2),
+        2,
+        True,
+    ),
     "GridLSTM": (
         "keras",
         _package_layer("GridLSTM", depth=GRID_DEPTH),
@@ -132,6 +139,13 @@ IMPLEMENTATIONS = {
     # Not in the default set: the generic cell-by-cell path, for comparison.
     "PeepholeLSTM(fused=False)": (
         "keras", _package_layer("PeepholeLSTM", fused=False), lstm_macs, 1, False
+    ),
+    "GridLSTM(fused=False)": (
+        "keras",
+        _package_layer("GridLSTM", depth=GRID_DEPTH, fused=False),
+        grid_macs,
+        GRID_DEPTH,
+        False,
     ),
 }
 

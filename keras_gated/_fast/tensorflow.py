@@ -241,16 +241,10 @@ def fused_rnn(
 
             def written_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
                 """The cell's own `step_backward`, with Keras's masking rules."""
-                d_output = d_outputs[t] + d_prev if carries_output else d_outputs[t]
-                d_new = [d_carry[0] + d_output] + list(d_carry[1:])
-                passed = [None] * num_states
-                if mask_t is not None:
-                    # A masked step hands its incoming states (and output)
-                    # through unchanged, so their gradients pass it by.
-                    d_new = [tf.where(mask_t, d, 0.0) for d in d_new]
-                    passed = [tf.where(mask_t, 0.0, d) for d in d_carry]
-                    if carries_output:
-                        d_prev = tf.where(mask_t, 0.0, d_output)
+                d_output, d_new, passed, d_prev = _masked_gradients(
+                    mask_t, d_outputs[t], d_carry, d_prev, carries_output
+                )
+                d_new[0] = d_new[0] + d_output
                 d_z, d_r, d_cell_states, saved, sums = cell.step_backward(
                     z_t, list(states_t), d_new
                 )
@@ -567,16 +561,9 @@ def fused_stack_rnn(
 
             def backward_step(t, d_carry, d_prev, totals):
                 mask_t = step_mask[t] if step_mask is not None else None
-                d_output = d_outputs[t] + d_prev if carries_output else d_outputs[t]
-                d_new, passed = list(d_carry), [None] * num_states
-                if mask_t is not None:
-                    # A masked step hands its incoming states (and output)
-                    # through unchanged, so their gradients pass it by.
-                    d_new = [tf.where(mask_t, d, 0.0) for d in d_new]
-                    passed = [tf.where(mask_t, 0.0, d) for d in d_carry]
-                    if carries_output:
-                        d_prev = tf.where(mask_t, 0.0, d_output)
-                    d_output = tf.where(mask_t, d_output, 0.0)
+                d_output, d_new, passed, d_prev = _masked_gradients(
+                    mask_t, d_outputs[t], d_carry, d_prev, carries_output
+                )
                 states_t = [s[t] for s in state_steps]
                 d_up = (d_output, None)
                 d_prev_states = [None] * num_states
@@ -696,6 +683,26 @@ def fused_stack_rnn(
 
     flat_weights = [w for ws in level_weights for w in ws]
     return _finish(loop(*loop_inputs, *flat_weights, *initial_state), return_all_outputs)
+
+
+def _masked_gradients(mask_t, d_output, d_states, d_prev, carries_output):
+    """Keras's masking rules, backwards, for one step.
+
+    Returns `(d_output, d_new_states, passed, d_prev)`: the gradients that
+    reach the step's own output and new states, those that pass it by to
+    the states it started from (None where none), and the gradient of the
+    previous output. A masked step hands its incoming states (and, unless
+    `zero_output_for_mask`, the previous output) through unchanged.
+    """
+    if carries_output:
+        d_output = d_output + d_prev
+    if mask_t is None:
+        return d_output, list(d_states), [None] * len(d_states), d_prev
+    d_new = [tf.where(mask_t, d, 0.0) for d in d_states]
+    passed = [tf.where(mask_t, 0.0, d) for d in d_states]
+    if carries_output:
+        d_prev = tf.where(mask_t, 0.0, d_output)
+    return tf.where(mask_t, d_output, 0.0), d_new, passed, d_prev
 
 
 def _project_chunk(loop_in, projection, start, end):
