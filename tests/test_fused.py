@@ -251,6 +251,31 @@ def test_input_gradient_is_skipped_only_where_no_tape_needs_it(fast_calls):
     _assert_same(gradients[0][:-1], gradients[1][:-1])
 
 
+@pytest.mark.parametrize(
+    "layer_class, options",
+    [(kg.DepthGatedLSTM, {"num_layers": 2}), (kg.GridLSTM, {"depth": 2}), (kg.PeepholeLSTM, {})],
+    ids=["DepthGatedLSTM-stack", "GridLSTM", "PeepholeLSTM"],
+)
+def test_fit_at_a_benchmark_shape(layer_class, options, fast_calls):
+    """A compiled train step at (32, 100, 128, 256), in chunks of 32, 32, 32 and 4 steps.
+
+    At this size TensorFlow's graph optimizer once turned a chain of
+    additions in the stack's backward step into an AccumulateNV2, which
+    failed with AlreadyExistsError (see `add_gradients`); tiny shapes did
+    not show it.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 100, 128)).astype("float32")
+    y = rng.normal(size=(32, 100, 256)).astype("float32")
+    model = keras.Sequential(
+        [keras.Input((100, 128)), layer_class(256, return_sequences=True, **options)]
+    )
+    model.compile(keras.optimizers.SGD(0.01), "mse")
+    losses = [float(model.train_on_batch(x, y)) for _ in range(2)]
+    assert fast_calls
+    assert np.isfinite(losses).all() and losses[1] < losses[0]
+
+
 def test_written_backward_step_is_used_where_it_exists():
     assert kg.PeepholeLSTM(4).cell.has_step_backward
     assert kg.UntiedLSTM(4, activation="linear").cell.has_step_backward

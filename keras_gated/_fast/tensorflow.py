@@ -498,6 +498,7 @@ def fused_stack_rnn(
                     new_own, a, e = level.forward(z, e, own)
                     new_states += new_own
                     z_all.append(z)
+                    z_shapes[k] = z.shape
                 output = a
                 if step_mask is not None:
                     fallback = prev_output if carries_output else tf.zeros_like(output)
@@ -516,12 +517,21 @@ def fused_stack_rnn(
 
             return _for(end - start, forward_step, carry, unroll=unroll)
 
-        arrays = lambda n, size=length: [tf.TensorArray(dtype, size=size) for _ in range(n)]  # noqa: E731
+        # Static shapes, so that the backward step's tensors have them too:
+        # Grappler rewrites a sum of tensors of unknown shape inside a loop
+        # into an AccumulateNV2 over a temporary variable, whose name then
+        # collides between chunks (AlreadyExistsError, TensorFlow #37740).
+        state_shape = states[0].shape
+        z_shapes = [None] * num_levels
+        arrays = lambda n, size=length: [  # noqa: E731
+            tf.TensorArray(dtype, size=size, element_shape=state_shape) for _ in range(n)
+        ]
         states_tas = [ta.write(0, s) for ta, s in zip(arrays(num_states, length + 1), states)]
         final_states, _, outputs_ta, z_tas, read_tas, states_tas = _for(
             num_chunks,
             forward_chunk,
-            (states, zero_output, arrays(1)[0], arrays(num_levels),
+            (states, zero_output, arrays(1)[0],
+             [tf.TensorArray(dtype, size=length) for _ in levels],
              arrays(len(kept_reads)), states_tas),
             unroll=unroll,
             parallel_iterations=1,
@@ -572,7 +582,8 @@ def fused_stack_rnn(
                     _, e = reads_at(k, t, t + 1)
                     own = slice(2 * k, 2 * k + 2)
                     d_z, d_recurrent, d_extra, d_direct, sums = levels[k].backward(
-                        z_tas[k].read(t), e, states_t[own], d_new[own], d_up[0], d_up[1]
+                        _with_shape(z_tas[k].read(t), z_shapes[k]),
+                        e, states_t[own], d_new[own], d_up[0], d_up[1],
                     )
                     sums_all = list(sums) + sums_all
                     d_h = tf.matmul(d_recurrent, transposed[k][0])
@@ -683,6 +694,11 @@ def fused_stack_rnn(
 
     flat_weights = [w for ws in level_weights for w in ws]
     return _finish(loop(*loop_inputs, *flat_weights, *initial_state), return_all_outputs)
+
+
+def _with_shape(tensor, shape):
+    tensor.set_shape(shape)
+    return tensor
 
 
 def _masked_gradients(mask_t, d_output, d_states, d_prev, carries_output):

@@ -362,10 +362,9 @@ class _DepthGatedLevel:
         return [h, c], h, c
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
-        d_new = [
-            add_gradients(d_new_states[0], d_up_hidden),
-            add_gradients(d_new_states[1], d_up_extra),
-        ]
+        # d_c stays a list of terms, summed with the cell's own in one
+        # reduction (see `add_gradients`).
+        d_new = [add_gradients(d_new_states[0], d_up_hidden), [d_new_states[1], d_up_extra]]
         d_gates, d_lower, d_c_tm1, sums = self.layer.layer_backward(
             z, extra, states[1], d_new
         )
