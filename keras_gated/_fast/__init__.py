@@ -10,11 +10,14 @@ This sub-package holds what only pays on one backend. It is imported lazily,
 so that a JAX or PyTorch user never imports TensorFlow:
 
 * `keras_gated._fast.tensorflow.fused_rnn`: a time loop under
-  `tf.custom_gradient` that stores the per-step pre-activations, runs the
-  backward loop over the cell's hand-written backward step
-  (`GatedCell.step_backward`) and the product `dz_t U^T` only, and computes
-  the weight gradient `dU = H^T dZ` with one large product after the loop
-  (see `docs/benchmarks.md` for the measurements behind it).
+  `tf.custom_gradient`, cut into chunks of steps, that stores the per-step
+  pre-activations, runs the backward steps over the cell's hand-written
+  backward step (`GatedCell.step_backward`) and the product `dz_t U^T`
+  only, and computes `[dW ; dU ; db]` with one product per chunk (see
+  `docs/benchmarks.md` for the measurements behind it);
+* `keras_gated._fast.tensorflow.fused_stack_rnn`: the same for cells that
+  run several levels inside each step (`DepthGatedLSTMCell(num_layers > 1)`,
+  `GridLSTMCell`), described by their `fast_levels()`.
 
 `fast_loop(layer, ...)` picks the fast path that applies, or returns `None`
 when none does (the layer then runs its generic path).

@@ -703,12 +703,13 @@ class GatedRNN(keras.layers.RNN):
     step exactly as `keras.layers.RNN` does.
 
     On the TensorFlow backend, training calls of a layer whose cell defers
-    its recurrent product (`GatedCell.deferred_recurrent_product`) run the
-    custom-gradient loop of `keras_gated._fast.tensorflow`, which computes
-    the recurrent weight gradient with one large product after the backward
-    loop. The layer falls back by itself to the generic loop above on other
-    backends, for `training=False` calls, under a mixed-precision policy and
-    for cells that do not defer their product (`docs/benchmarks.md`).
+    its recurrent product (`GatedCell.deferred_recurrent_product`), or
+    describes its levels (`fast_levels()`, for stacks), run the
+    custom-gradient loops of `keras_gated._fast.tensorflow`, which compute
+    the weight gradients with one product per chunk of steps. The layer
+    falls back by itself to the generic loop above on other backends, for
+    `training=False` calls, under a mixed-precision policy and for cells
+    without a fast path (`docs/benchmarks.md`).
     """
 
     cell_class = None
