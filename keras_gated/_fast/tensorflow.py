@@ -241,7 +241,7 @@ def fused_rnn(
 
             def written_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
                 """The cell's own `step_backward`, with Keras's masking rules."""
-                d_output, d_new, passed, d_prev = _masked_gradients(
+                d_output, d_new, d_prev = _masked_gradients(
                     mask_t, d_outputs[t], d_carry, d_prev, carries_output
                 )
                 d_new[0] = d_new[0] + d_output
@@ -249,8 +249,7 @@ def fused_rnn(
                     z_t, list(states_t), d_new
                 )
                 d_states_prev = [
-                    _zeros_if_none(add_gradients(a, b), like)
-                    for a, b, like in zip(d_cell_states, passed, states_t)
+                    _zeros_if_none(d, like) for d, like in zip(d_cell_states, states_t)
                 ]
                 totals = [a + b for a, b in zip(totals, sums)]
                 return d_z, list(saved), d_r, d_states_prev, d_prev, totals
@@ -306,6 +305,8 @@ def fused_rnn(
                         t, z_t, states_t, mask_t, d_carry, d_prev, totals
                     )
                     d_states_prev = through_recurrent_product(d_r, d_states_prev)
+                    if written:
+                        d_states_prev = _pass_masked(mask_t, d_states_prev, d_carry)
                     arrays = [a.write(s, v) for a, v in zip(arrays, [d_z] + saved)]
                     return z_handle, d_states_prev, d_prev, totals, arrays
 
@@ -571,7 +572,7 @@ def fused_stack_rnn(
 
             def backward_step(t, d_carry, d_prev, totals):
                 mask_t = step_mask[t] if step_mask is not None else None
-                d_output, d_new, passed, d_prev = _masked_gradients(
+                d_output, d_new, d_prev = _masked_gradients(
                     mask_t, d_outputs[t], d_carry, d_prev, carries_output
                 )
                 states_t = [s[t] for s in state_steps]
@@ -589,14 +590,18 @@ def fused_stack_rnn(
                     d_h = tf.matmul(d_recurrent, transposed[k][0])
                     if recurrent_masks[k] is not None:
                         d_h = d_h * recurrent_masks[k]
-                    d_prev_states[2 * k] = add_gradients(passed[2 * k], d_direct[0], d_h)
-                    d_prev_states[2 * k + 1] = add_gradients(passed[2 * k + 1], d_direct[1])
+                    d_prev_states[2 * k] = add_gradients(d_direct[0], d_h)
+                    d_prev_states[2 * k + 1] = d_direct[1]
                     d_z_levels[k] = d_z
                     if k > 0:
                         d_up = (tf.matmul(d_z, transposed[k][1]), d_extra)
                     else:
                         d_bottom_extra = d_extra
-                d_prev_states = [_zeros_if_none(d, s) for d, s in zip(d_prev_states, states_t)]
+                d_prev_states = _pass_masked(
+                    mask_t,
+                    [_zeros_if_none(d, s) for d, s in zip(d_prev_states, states_t)],
+                    d_carry,
+                )
                 totals = [a + b for a, b in zip(totals, sums_all)]
                 return d_z_levels, d_bottom_extra, d_prev_states, d_prev, totals
 
@@ -702,23 +707,36 @@ def _with_shape(tensor, shape):
 
 
 def _masked_gradients(mask_t, d_output, d_states, d_prev, carries_output):
-    """Keras's masking rules, backwards, for one step.
+    """Keras's masking rules, backwards, for one step: what reaches the step.
 
-    Returns `(d_output, d_new_states, passed, d_prev)`: the gradients that
-    reach the step's own output and new states, those that pass it by to
-    the states it started from (None where none), and the gradient of the
-    previous output. A masked step hands its incoming states (and, unless
-    `zero_output_for_mask`, the previous output) through unchanged.
+    Returns `(d_output, d_new_states, d_prev)`: the gradients that reach the
+    step's own output and new states, and the gradient of the previous
+    output. A masked step hands its incoming states (and, unless
+    `zero_output_for_mask`, the previous output) through unchanged, so
+    nothing reaches it there; `_pass_masked` then hands the gradients of
+    its states through.
     """
     if carries_output:
         d_output = d_output + d_prev
     if mask_t is None:
-        return d_output, list(d_states), [None] * len(d_states), d_prev
+        return d_output, list(d_states), d_prev
     d_new = [tf.where(mask_t, d, 0.0) for d in d_states]
-    passed = [tf.where(mask_t, 0.0, d) for d in d_states]
     if carries_output:
         d_prev = tf.where(mask_t, 0.0, d_output)
-    return tf.where(mask_t, d_output, 0.0), d_new, passed, d_prev
+    return tf.where(mask_t, d_output, 0.0), d_new, d_prev
+
+
+def _pass_masked(mask_t, d_from_step, d_states):
+    """The gradients of the states a step started from.
+
+    Where the step ran, those its backward step computed; where it was
+    masked, the gradients of the states it handed through (its own are zero
+    there). A selection rather than a sum of the two, which also keeps the
+    backward step free of addition chains (see `add_gradients`).
+    """
+    if mask_t is None:
+        return d_from_step
+    return [tf.where(mask_t, a, b) for a, b in zip(d_from_step, d_states)]
 
 
 def _project_chunk(loop_in, projection, start, end):
