@@ -257,7 +257,7 @@ def test_input_gradient_is_skipped_only_where_no_tape_needs_it(fast_calls):
     ids=["DepthGatedLSTM-stack", "GridLSTM", "PeepholeLSTM"],
 )
 def test_fit_at_a_benchmark_shape(layer_class, options, fast_calls):
-    """A compiled train step at (32, 100, 128, 256), in chunks of 32, 32, 32 and 4 steps.
+    """A compiled train step at (32, 100, 128, 256), in six chunks of 16 steps and one of 4.
 
     At this size TensorFlow's graph optimizer once turned a chain of
     additions in the stack's backward step into an AccumulateNV2, which
