@@ -44,8 +44,7 @@ def _kind(cell):
     """"cell" for a one-layer cell, "stack" for a stack with fast levels, else None."""
     if getattr(cell, "deferred_recurrent_product", False):
         return "cell"
-    fast_levels = getattr(cell, "fast_levels", None)
-    if fast_levels is not None and fast_levels() is not None:
+    if getattr(cell, "has_fast_levels", False):
         return "stack"
     return None
 

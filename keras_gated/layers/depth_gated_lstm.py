@@ -292,19 +292,16 @@ class DepthGatedLSTMCell(StackedGatedCell):
             self.depth_gate_lower_weights,
         ]
 
-    def fast_levels(self):
-        """The layers of a stack as `fused_stack_rnn` runs them, or None.
+    @property
+    def has_fast_levels(self):
+        """Whether a stack runs `fused_stack_rnn`: `num_layers > 1` and
+        activations with a written derivative (one layer runs `fused_rnn`)."""
+        return self.num_layers > 1 and self.has_step_backward
 
-        Only stacks (`num_layers > 1`) use it; one layer runs `fused_rnn`.
-        Activations without a written derivative take the generic path.
-        """
-        if self.num_layers == 1 or not self.has_step_backward:
-            return None
-        levels = [
-            _DepthGatedLevel(layer, first=k == 0) for k, layer in enumerate(self.layer_cells)
-        ]
-        levels[0].projection = self.projection_weights()
-        return levels
+    def fast_levels(self):
+        """The layers of the stack as `fused_stack_rnn` runs them, bottom first."""
+        bottom = _DepthGatedLevel(self.layer_cells[0], bottom_projection=self.projection_weights())
+        return [bottom] + [_DepthGatedLevel(layer) for layer in self.layer_cells[1:]]
 
     def gated_step(self, projected, states, training=False, hidden_perturbations=None):
         """One step of the whole stack, bottom-up.
@@ -344,14 +341,17 @@ class _DepthGatedLevel:
 
     up_from_states = True
     passes_extra_up = True
-    projection = None  # set on the bottom layer by `fast_levels`
 
-    def __init__(self, layer, first):
+    def __init__(self, layer, bottom_projection=False):
+        """`bottom_projection`: the stack's `projection_weights()` (possibly
+        None) for the bottom layer; False for the layers above."""
+        bottom = bottom_projection is not False
         self.layer = layer
         self.recurrent_kernel = layer.recurrent_kernel
-        self.extra_columns = layer.units if first else 0
-        self.input_kernel = None if first else layer.kernel
-        self.input_bias = layer.bias if not first and layer.use_bias else None
+        self.projection = bottom_projection if bottom else None
+        self.extra_columns = layer.units if bottom else 0
+        self.input_kernel = None if bottom else layer.kernel
+        self.input_bias = layer.bias if not bottom and layer.use_bias else None
 
     def preactivations(self, input_product, recurrent_product):
         return self.layer.full_preactivations(input_product, recurrent_product)

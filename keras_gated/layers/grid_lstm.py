@@ -289,26 +289,25 @@ class GridLSTMCell(StackedGatedCell):
 
     # -- TensorFlow fast path (keras_gated._fast.tensorflow.fused_stack_rnn) --
 
+    @property
+    def has_fast_levels(self):
+        """Whether `fused_stack_rnn` runs this grid: not the prioritised grid,
+        whose depth transform reads the new h^T_k (a third dependent product
+        per level), and only activations with a written derivative."""
+        return self.priority is None and all(
+            d is not None for d in self.activation_derivatives()
+        )
+
     def fast_levels(self):
-        """The levels as the fast path runs them, or None where it does not apply.
+        """The levels as `fused_stack_rnn` runs them, bottom first.
 
         Each level's two transforms share one product: the rows of
         `[W^T_k | W^D_k]` that read h^T_k are its recurrent kernel, the rows
         that read h^D_{k-1} its input kernel, so the block's concatenation
         `[h^T_k ; h^D_{k-1}]` is never formed. The bottom level's input
-        product is `x (P V_1)`, hoisted out of the time loop. The
-        prioritised grid, whose depth transform reads the new h^T_k, and
-        activations without a written derivative take the generic path.
+        product is `x (P V_1)`, hoisted out of the time loop.
         """
-        if self.priority is not None or not self.has_step_backward:
-            return None
         return [_GridLevel(self, k) for k in range(self.depth)]
-
-    @property
-    def has_step_backward(self):
-        return all(
-            d is not None for d in self.activation_derivatives()
-        )
 
     def gated_step(self, projected, states, training=False, hidden_perturbations=None):
         """One step of the grid: levels 1..K bottom-up.
