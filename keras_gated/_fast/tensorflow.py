@@ -148,12 +148,7 @@ def fused_rnn(
         # loop, which runs after keras.layers.RNN has reset the cached masks.
         with cell.preactivations_given():
             output, new_states = cell.recurrent_step(z_t, list(states), False)
-        new_states = list(new_states)
-        if mask_t is not None:
-            fallback = prev_output if carries_output else tf.zeros_like(output)
-            output = tf.where(mask_t, output, fallback)
-            new_states = [tf.where(mask_t, n, s) for n, s in zip(new_states, states)]
-        return output, new_states
+        return _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output)
 
     def recurrent_input(h_tm1):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
@@ -461,13 +456,10 @@ def fused_stack_rnn(
                     new_states += new_own
                     z_all.append(z)
                     z_shapes[k] = z.shape
-                output = a
-                if step_mask is not None:
-                    fallback = prev_output if carries_output else tf.zeros_like(output)
-                    output = tf.where(step_mask[t], output, fallback)
-                    new_states = [
-                        tf.where(step_mask[t], n, o) for n, o in zip(new_states, states)
-                    ]
+                output, new_states = _masked_outputs(
+                    None if step_mask is None else step_mask[t],
+                    a, new_states, states, prev_output, carries_output,
+                )
                 return (
                     new_states,
                     output,
@@ -647,6 +639,17 @@ def fused_stack_rnn(
 
     flat_weights = [w for ws in level_weights for w in ws]
     return _finish(loop(*loop_inputs, *flat_weights, *initial_state), return_all_outputs)
+
+
+def _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output):
+    """Keras's masking rules for one step: a masked step keeps its states and
+    repeats the previous output (zeros with `zero_output_for_mask`)."""
+    new_states = list(new_states)
+    if mask_t is None:
+        return output, new_states
+    fallback = prev_output if carries_output else tf.zeros_like(output)
+    output = tf.where(mask_t, output, fallback)
+    return output, [tf.where(mask_t, n, s) for n, s in zip(new_states, states)]
 
 
 def _masked_gradients(mask_t, d_output, d_states, d_prev, carries_output):
