@@ -322,8 +322,8 @@ def _memory_child(name, shape, jit):
     train_step, inference = build_runner(name, shape, jit_mode(jit)[0])
     for _ in range(3):
         train_step()
-    # Training and inference take different paths (the fast path trains,
-    # the generic loop infers), so each gets its own peak.
+    # Training keeps what its backward loop needs and inference does not,
+    # so each gets its own peak.
     train_peak = _peak_mb(reset)
     inference_mb = None
     if reset and _reset_peak():

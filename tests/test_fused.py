@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import keras
+from keras import tree
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -325,20 +326,61 @@ def test_mixed_precision_falls_back_to_the_generic_path(fast_calls):
     assert not fast_calls
 
 
-def test_inference_calls_take_the_generic_loop_with_exact_gradients(fast_calls):
-    x, _, _ = _data(masked=False)
-    reference = kg.UntiedLSTM(UNITS, fused=False)
-    layer = kg.UntiedLSTM(UNITS)
+@pytest.mark.parametrize("taped", [True, False], ids=["taped", "tf.gradients"])
+@pytest.mark.parametrize(
+    "layer_class, options",
+    [
+        (kg.UntiedLSTM, {}),
+        (kg.DepthGatedLSTM, {"num_layers": 2}),
+        (kg.GridLSTM, {"depth": 2}),
+    ],
+    ids=["UntiedLSTM", "DepthGatedLSTM-2-layers", "GridLSTM"],
+)
+def test_inference_calls_run_the_fast_loop_with_exact_gradients(
+    layer_class, options, taped, fast_calls, chunking, monkeypatch
+):
+    """`training=False` runs the fast loop too. Under a gradient tape it
+    keeps its custom gradient; with no tape to announce a gradient it runs
+    its forward loop alone, which TensorFlow then differentiates itself."""
+    tapes_seen = []
+    original_taped = tf_fast._taped
+    monkeypatch.setattr(
+        tf_fast, "_taped", lambda t: tapes_seen.append(original_taped(t)) or tapes_seen[-1]
+    )
+    x, mask, _ = _data(masked=True)
+    x = tf.constant(x)
+    reference = layer_class(UNITS, fused=False, go_backwards=True, **options)
+    layer = layer_class(UNITS, go_backwards=True, **options)
     reference.build(x.shape)
     layer.build(x.shape)
     layer.set_weights(reference.get_weights())
-    gradients = []
-    for candidate in (reference, layer):
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(candidate(x, training=False) ** 2)
-        gradients.append(tape.gradient(loss, candidate.trainable_weights))
-    assert not fast_calls
-    _assert_same(gradients[0], gradients[1])
+    rng = np.random.default_rng(1)
+    states = [
+        tf.constant(rng.normal(size=(BATCH, size)).astype("float32"))
+        for size in tree.flatten(layer.cell.state_size)
+    ]
+
+    def output_and_gradients(candidate):
+        sources = [x] + states + candidate.trainable_weights
+        if taped:
+            with tf.GradientTape() as tape:
+                tape.watch([x] + states)
+                output = candidate(x, mask=mask, initial_state=states, training=False)
+                loss = tf.reduce_sum(output**3)
+            return [output] + tape.gradient(loss, sources)
+
+        @tf.function
+        def graph():
+            output = candidate(x, mask=mask, initial_state=states, training=False)
+            return [output] + tf.gradients(tf.reduce_sum(output**3), sources)
+
+        return graph()
+
+    results = [output_and_gradients(candidate) for candidate in (reference, layer)]
+    assert [call["training"] for call in fast_calls] == [False]
+    assert tapes_seen == [taped]
+    assert all(value is not None for value in results[0] + results[1])
+    _assert_same(results[0], results[1])
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ so that a JAX or PyTorch user never imports TensorFlow:
   run several levels inside each step (`DepthGatedLSTMCell(num_layers > 1)`,
   `GridLSTMCell`), described by their `fast_levels()`.
 
+Inference calls (`training=False`) run both loops' forward part alone.
+
 `fast_loop(layer, ...)` picks the fast path that applies, or returns `None`
 when none does (the layer then runs its generic path).
 """
@@ -29,13 +31,13 @@ from keras import backend
 def fast_loop_supported(layer, training):
     """Whether `layer` can run a backend-specific fast path for this call.
 
-    The TensorFlow path pays in the backward pass; its forward loop keeps
-    what the backward loop needs and measured slower than the generic loop
-    for inference, so calls with `training=False` (predict, evaluate) take
-    the generic path. Their gradients, if someone takes them, are still
-    exact: TensorFlow differentiates the generic loop itself.
+    Training calls run the TensorFlow loop under its custom gradient.
+    Calls with `training=False` (predict, evaluate, plain calls) run the
+    same forward loop without it: nothing is kept for a backward loop, and
+    should someone take gradients through such a call, TensorFlow
+    differentiates the loop itself (exact, if slower than the fast backward).
     """
-    if backend.backend() != "tensorflow" or not training:
+    if backend.backend() != "tensorflow":
         return False
     return _kind(layer.cell) is not None
 

@@ -98,6 +98,20 @@ def _input_gradient_needed(tensor):
         return True
 
 
+def _taped(tensors):
+    """Whether a gradient tape is recording any of `tensors`.
+
+    An inference call under a tape (a custom training loop that calls the
+    model without `training=True`) then still gets the fast backward loop.
+    """
+    try:
+        return bool(
+            record.could_possibly_record() and record.should_record_backprop(tensors)
+        )
+    except Exception:  # A private API: if it moves, TensorFlow differentiates.
+        return False
+
+
 def fused_rnn(
     cell,
     inputs,
@@ -153,8 +167,14 @@ def fused_rnn(
     def recurrent_input(h_tm1):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
-    @tf.custom_gradient
-    def loop(*tensors):
+    def run_forward(tensors, keep):
+        """The forward loop over the loop's input tensors.
+
+        Returns `(outputs, final states, bottom projection, kept)`; with
+        `keep`, `kept` is `(z_ta, states_in)`: the full pre-activations z_t
+        (as the loop's own per-step list, which the backward loop pops step
+        by step) and the states each step starts from.
+        """
         loop_in = list(tensors[:num_inputs])
         recurrent_kernel = tensors[num_inputs]
         states = list(tensors[num_inputs + 1 :])
@@ -168,36 +188,38 @@ def fused_rnn(
             projected = bottom.chunk(start, end)
 
             def forward_step(s, carry):
-                states, prev_output, outputs_ta, z_ta, states_ta = carry
+                states, prev_output, outputs_ta, kept_tas = carry
                 t = start + s
                 mask_t = step_mask[t] if step_mask is not None else None
                 r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
                 z_t = cell.full_preactivations(projected[s], r_t)
                 output, new_states = masked_step(z_t, mask_t, states, prev_output)
-                return (
-                    list(new_states),
-                    output,
-                    outputs_ta.write(t, output),
-                    z_ta.write(t, z_t),
-                    [ta.write(t, v) for ta, v in zip(states_ta, states)],
-                )
+                if keep:
+                    kept_tas = [
+                        ta.write(t, v) for ta, v in zip(kept_tas, [z_t] + list(states))
+                    ]
+                return list(new_states), output, outputs_ta.write(t, output), kept_tas
 
             return _for(end - start, forward_step, carry, unroll=unroll)
 
         new_array = lambda: tf.TensorArray(dtype, size=length)  # noqa: E731
-        states, _, outputs_ta, z_ta, states_ta = _for(
+        kept_tas = [new_array() for _ in range(1 + len(states))] if keep else []
+        states, _, outputs_ta, kept_tas = _for(
             num_chunks,
             forward_chunk,
-            (states, zero_output, new_array(), new_array(), [new_array() for _ in states]),
+            (states, zero_output, new_array(), kept_tas),
             unroll=unroll,
             parallel_iterations=1,
         )
-        outputs = outputs_ta.stack()
-        # Kept for the backward loop: the full pre-activations z_t (as the
-        # loop's own per-step list, popped step by step by the backward
-        # loop) and the states each step starts from.
-        states_in = [ta.stack() for ta in states_ta]
-        final_states = states
+        kept = (kept_tas[0], [ta.stack() for ta in kept_tas[1:]]) if keep else None
+        return outputs_ta.stack(), states, bottom, kept
+
+    @tf.custom_gradient
+    def loop(*tensors):
+        outputs, final_states, bottom, (z_ta, states_in) = run_forward(tensors, True)
+        recurrent_kernel = tensors[num_inputs]
+        dtype = outputs.dtype
+        zero_output = tf.zeros_like(final_states[0])
 
         def grad(d_outputs, *d_final_states, variables=None):
             variables = list(variables or [])
@@ -344,7 +366,13 @@ def fused_rnn(
 
         return [outputs] + list(final_states), grad
 
-    return _finish(loop(*loop_inputs, recurrent_kernel, *initial_state), return_all_outputs)
+    tensors = [*loop_inputs, recurrent_kernel, *initial_state]
+    if not training and not _taped(tensors):
+        # Inference keeps nothing for a backward loop. TensorFlow can still
+        # differentiate this loop (`tf.gradients`, which no tape announces).
+        outputs, final_states, _, _ = run_forward(tensors, False)
+        return _finish([outputs] + list(final_states), return_all_outputs)
+    return _finish(loop(*tensors), return_all_outputs)
 
 
 def fused_stack_rnn(
@@ -419,8 +447,10 @@ def fused_stack_rnn(
         width = projected.shape[-1] - extra_columns
         return tuple(tf.split(projected, [width, extra_columns], axis=-1))
 
-    @tf.custom_gradient
-    def loop(*tensors):
+    def run_forward(tensors, keep):
+        """The forward loop: `(outputs, final states, per-level weights,
+        bottom projection, kept)`; with `keep`, `kept` is what the backward
+        loop reads: `(z_tas, read_tas, states_tas, z_shapes)`."""
         loop_in = list(tensors[:num_inputs])
         weights_in = list(tensors[num_inputs : num_inputs + num_weights])
         states = list(tensors[num_inputs + num_weights :])
@@ -460,13 +490,17 @@ def fused_stack_rnn(
                     None if step_mask is None else step_mask[t],
                     a, new_states, states, prev_output, carries_output,
                 )
+                if keep:
+                    z_tas = [ta.write(t, z) for ta, z in zip(z_tas, z_all)]
+                    read_tas = [
+                        ta.write(t, reads[key]) for ta, key in zip(read_tas, kept_reads)
+                    ]
+                    states_tas = [
+                        ta.write(t + 1, v) for ta, v in zip(states_tas, new_states)
+                    ]
                 return (
-                    new_states,
-                    output,
-                    outputs_ta.write(t, output),
-                    [ta.write(t, z) for ta, z in zip(z_tas, z_all)],
-                    [ta.write(t, reads[key]) for ta, key in zip(read_tas, kept_reads)],
-                    [ta.write(t + 1, v) for ta, v in zip(states_tas, new_states)],
+                    new_states, output, outputs_ta.write(t, output),
+                    z_tas, read_tas, states_tas,
                 )
 
             return _for(end - start, forward_step, carry, unroll=unroll)
@@ -480,17 +514,29 @@ def fused_stack_rnn(
         arrays = lambda n, size=length: [  # noqa: E731
             tf.TensorArray(dtype, size=size, element_shape=state_shape) for _ in range(n)
         ]
-        states_tas = [ta.write(0, s) for ta, s in zip(arrays(num_states, length + 1), states)]
+        z_tas, read_tas, states_tas = [], [], []
+        if keep:
+            z_tas = [tf.TensorArray(dtype, size=length) for _ in levels]
+            read_tas = arrays(len(kept_reads))
+            states_tas = [
+                ta.write(0, s) for ta, s in zip(arrays(num_states, length + 1), states)
+            ]
         final_states, _, outputs_ta, z_tas, read_tas, states_tas = _for(
             num_chunks,
             forward_chunk,
-            (states, zero_output, arrays(1)[0],
-             [tf.TensorArray(dtype, size=length) for _ in levels],
-             arrays(len(kept_reads)), states_tas),
+            (states, zero_output, arrays(1)[0], z_tas, read_tas, states_tas),
             unroll=unroll,
             parallel_iterations=1,
         )
-        outputs = outputs_ta.stack()
+        kept = (z_tas, read_tas, states_tas, z_shapes) if keep else None
+        return outputs_ta.stack(), final_states, per_level, projection_in, kept
+
+    @tf.custom_gradient
+    def loop(*tensors):
+        outputs, final_states, per_level, projection_in, kept = run_forward(tensors, True)
+        z_tas, read_tas, states_tas, z_shapes = kept
+        dtype = outputs.dtype
+        zero_output = tf.zeros_like(final_states[0])
         # Step t starts from state_steps[t] and returns state_steps[t + 1].
         state_steps = [ta.stack() for ta in states_tas]
         read_steps = dict(zip(kept_reads, [ta.stack() for ta in read_tas]))
@@ -637,8 +683,12 @@ def fused_stack_rnn(
 
         return [outputs] + list(final_states), grad
 
-    flat_weights = [w for ws in level_weights for w in ws]
-    return _finish(loop(*loop_inputs, *flat_weights, *initial_state), return_all_outputs)
+    tensors = [*loop_inputs, *(w for ws in level_weights for w in ws), *initial_state]
+    if not training and not _taped(tensors):
+        # As in fused_rnn: inference keeps nothing for a backward loop.
+        outputs, final_states, _, _, _ = run_forward(tensors, False)
+        return _finish([outputs] + list(final_states), return_all_outputs)
+    return _finish(loop(*tensors), return_all_outputs)
 
 
 def _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output):
