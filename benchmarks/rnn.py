@@ -269,13 +269,28 @@ def _timed(function):
     return time.perf_counter() - start
 
 
-def measure_memory(name, shape, jit):
-    """Peak resident memory of a fresh process that trains `name` at `shape`."""
+# With these, a process's peak resident memory is close to the peak of its
+# live tensors: TensorFlow's oneDNN memory pool, which keeps and reuses what
+# it once took (and fragments, depending on the order of allocations), is
+# off, and glibc returns every freed tensor over 128 KiB to the system.
+LIVE_MEMORY_ENVIRONMENT = {
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "MALLOC_MMAP_THRESHOLD_": "131072",
+}
+
+
+def measure_memory(name, shape, jit, live=False):
+    """Peak resident memory of a fresh process that trains `name` at `shape`.
+
+    With `live`, the process runs with `LIVE_MEMORY_ENVIRONMENT`.
+    """
     command = [
         sys.executable, "-m", "benchmarks.rnn", "--_memory-child", name,
         "--shapes", "x".join(map(str, shape)), "--jit", jit,
     ]
     env = dict(os.environ)
+    if live:
+        env.update(LIVE_MEMORY_ENVIRONMENT)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     result = subprocess.run(
@@ -335,7 +350,9 @@ def _memory_child(name, shape, jit):
     print(json.dumps({"peak_rss_mb": train_peak, "baseline_rss_mb": baseline,
                       "training_mb": train_peak - baseline,
                       "inference_mb": inference_mb,
-                      "peak_reset_after_imports": reset}))
+                      "peak_reset_after_imports": reset,
+                      "environment": {key: os.environ.get(key)
+                                      for key in LIVE_MEMORY_ENVIRONMENT}}))
 
 
 def _peak_mb(reset):
@@ -402,16 +419,21 @@ def run(shapes, names, repeats, warmup, jit, memory, log=_log):
                     row[phase][key] = (
                         row[phase]["ms"] / other[phase]["ms"] if other else None
                     )
-        if memory == "subprocess":
+        if memory in ("subprocess", "live"):
             for row in rows:
                 log(f"  memory of {row['name']} ...")
                 row["memory"] = measure_memory(row["name"], shape, jit)
+                if memory == "live":
+                    live = measure_memory(row["name"], shape, jit, live=True)
+                    row["memory"]["live_training_mb"] = live["training_mb"]
             lstm = next((r for r in rows if r["name"] == "keras.LSTM"), None)
             for row in rows:
-                row["memory"]["vs_keras_lstm"] = (
-                    row["memory"]["training_mb"] / lstm["memory"]["training_mb"]
-                    if lstm else None
-                )
+                for key, ratio_key in (("training_mb", "vs_keras_lstm"),
+                                       ("live_training_mb", "live_vs_keras_lstm")):
+                    if key in row["memory"]:
+                        row["memory"][ratio_key] = (
+                            row["memory"][key] / lstm["memory"][key] if lstm else None
+                        )
         results["shapes"].append(
             {"shape": dict(zip(("batch", "steps", "inputs", "units"), shape)),
              "gemm_gflops": gemm, "rows": rows}
@@ -445,6 +467,7 @@ def _ratio(value):
 
 def format_table(entry):
     shape = entry["shape"]
+    live = any("live_training_mb" in row.get("memory", {}) for row in entry["rows"])
     lines = [
         "",
         f"(batch, steps, inputs, units) = ({shape['batch']}, {shape['steps']}, "
@@ -453,8 +476,9 @@ def format_table(entry):
         "",
         "| layer | train ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
         "| infer ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
-        "| peak MB | train MB | mem vs keras LSTM | infer MB |",
-        "|---|" + "---:|" * 14,
+        "| peak MB | train MB | mem vs keras LSTM | infer MB |"
+        + (" live MB | live vs keras LSTM |" if live else ""),
+        "|---|" + "---:|" * (16 if live else 14),
     ]
     for row in entry["rows"]:
         cells = [row["name"] if row["levels"] == 1
@@ -473,6 +497,10 @@ def format_table(entry):
                       "-" if inference_mb is None else f"{inference_mb:.0f}"]
         else:
             cells += ["-", "-", "-", "-"]
+        if live:
+            live_mb = (memory or {}).get("live_training_mb")
+            cells += ["-" if live_mb is None else f"{live_mb:.0f}",
+                      _ratio((memory or {}).get("live_vs_keras_lstm"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -507,9 +535,12 @@ def main(argv=None):
     parser.add_argument("--jit", choices=("none", "xla"), default="none",
                         help="TensorFlow: compile the train functions without "
                         "(default) or with XLA; ignored on JAX and torch")
-    parser.add_argument("--memory", choices=("subprocess", "none"),
+    parser.add_argument("--memory", choices=("subprocess", "live", "none"),
                         default="subprocess",
-                        help="measure peak memory, one subprocess per layer")
+                        help="measure peak memory, one subprocess per layer; "
+                        "live: also once more with TensorFlow's oneDNN memory "
+                        "pool off and glibc returning freed tensors, which "
+                        "comes close to the peak of live tensors")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes and 2 repeats: a smoke test")
     parser.add_argument("--json", metavar="PATH", help="write the figures here")

@@ -484,6 +484,26 @@ def test_benchmark_measures_peak_memory_in_a_fresh_process(monkeypatch):
     assert memory["inference_mb"] is None or memory["inference_mb"] >= 0
 
 
+def test_benchmark_live_memory_runs_without_the_memory_pool(monkeypatch):
+    monkeypatch.syspath_prepend(REPO_ROOT)
+    from benchmarks import rnn
+
+    memory = rnn.measure_memory("CoupledLSTM", (2, 3, 4, 5), "none", live=True)
+    assert memory["environment"] == rnn.LIVE_MEMORY_ENVIRONMENT
+    assert memory["training_mb"] > 0
+    row = {"name": "CoupledLSTM", "levels": 1,
+           "memory": {**memory, "vs_keras_lstm": 1.0,
+                      "live_training_mb": 12.3, "live_vs_keras_lstm": 1.1}}
+    for phase in ("train", "inference"):
+        row[phase] = {"ms": 1.0, "gflops": 1.0, "gemm_fraction": 0.5,
+                      "vs_keras_lstm": 1.0, "vs_torch_lstm": None}
+    table = rnn.format_table({"shape": {"batch": 2, "steps": 3, "inputs": 4,
+                                        "units": 5},
+                              "gemm_gflops": 2.0, "rows": [row]})
+    assert "| live MB | live vs keras LSTM |" in table
+    assert table.splitlines()[-1].endswith("| 12 | 1.10 |")
+
+
 def test_benchmark_rejects_a_malformed_shape():
     result = subprocess.run(
         [sys.executable, "-m", "benchmarks.rnn", "--shapes", "32x100x128"],
