@@ -702,13 +702,13 @@ class GatedRNN(keras.layers.RNN):
     loop (`fused=True`, the default); `fused=False` runs the cell step by
     step exactly as `keras.layers.RNN` does.
 
-    On the TensorFlow backend, training calls of a layer whose cell defers
-    its recurrent product (`GatedCell.deferred_recurrent_product`), or
-    describes its levels (`fast_levels()`, for stacks), run the
-    custom-gradient loops of `keras_gated._fast.tensorflow`, which compute
-    the weight gradients with one product per chunk of steps. The layer
-    falls back by itself to the generic loop above on other backends, for
-    `training=False` calls, under a mixed-precision policy and for cells
+    On the TensorFlow backend, a layer whose cell defers its recurrent
+    product (`GatedCell.deferred_recurrent_product`), or describes its
+    levels (`fast_levels()`, for stacks), runs the custom-gradient loops of
+    `keras_gated._fast.tensorflow`, which compute the weight gradients with
+    one product per chunk of steps; `training=False` calls run their
+    forward loop alone. The layer falls back by itself to the generic loop
+    above on other backends, under a mixed-precision policy and for cells
     without a fast path (`docs/benchmarks.md`).
     """
 
