@@ -147,6 +147,15 @@ def fused_rnn(
     num_inputs = len(loop_inputs)
     num_states = len(initial_state)
     units = recurrent_kernel.shape[0]
+    recurrent_width = len(cell.recurrent_gates) * units
+    # Columns at the end of z that have no recurrent part (the depth-gated
+    # layer's depth gate and lower memory, 2H): the backward loop projects
+    # them again from x, chunk by chunk, rather than keep them for every step.
+    recomputed = (
+        projection is not None
+        and cell.kernel_gates.startswith(cell.recurrent_gates)
+        and projection[0].shape[-1] > recurrent_width
+    )
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
     written = cell.has_step_backward
@@ -171,9 +180,10 @@ def fused_rnn(
         """The forward loop over the loop's input tensors.
 
         Returns `(outputs, final states, bottom projection, kept)`; with
-        `keep`, `kept` is `(z_ta, states_in)`: the full pre-activations z_t
-        (as the loop's own per-step list, which the backward loop pops step
-        by step) and the states each step starts from.
+        `keep`, `kept` is `(z_ta, states_in)`: the pre-activations z_t
+        (all but the `recomputed` columns, as the loop's own per-step list,
+        which the backward loop pops step by step) and the states each step
+        starts from.
         """
         loop_in = list(tensors[:num_inputs])
         recurrent_kernel = tensors[num_inputs]
@@ -186,17 +196,23 @@ def fused_rnn(
         def forward_chunk(c, carry):
             start, end = chunk_bounds(c)
             projected = bottom.chunk(start, end)
+            if recomputed:
+                projected, input_only = tf.split(projected, [recurrent_width, -1], -1)
 
             def forward_step(s, carry):
                 states, prev_output, outputs_ta, kept_tas = carry
                 t = start + s
                 mask_t = step_mask[t] if step_mask is not None else None
                 r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
-                z_t = cell.full_preactivations(projected[s], r_t)
+                if recomputed:
+                    kept_z = projected[s] + r_t
+                    z_t = tf.concat([kept_z, input_only[s]], axis=-1)
+                else:
+                    z_t = kept_z = cell.full_preactivations(projected[s], r_t)
                 output, new_states = masked_step(z_t, mask_t, states, prev_output)
                 if keep:
                     kept_tas = [
-                        ta.write(t, v) for ta, v in zip(kept_tas, [z_t] + list(states))
+                        ta.write(t, v) for ta, v in zip(kept_tas, [kept_z] + list(states))
                     ]
                 return list(new_states), output, outputs_ta.write(t, output), kept_tas
 
@@ -234,7 +250,7 @@ def fused_rnn(
             # d_r U^T about 3x slower with `transpose_b=True` than on a
             # transposed copy (measured at 4H = 1024 columns).
             recurrent_kernel_t = tf.transpose(recurrent_kernel)
-            bottom.prepare_backward()
+            bottom.prepare_backward(recurrent_width if recomputed else None)
             summed_weights = cell.summed_weights() if written else []
             product_weights = cell.product_weights() if written else []
             z_store = _StepStore(z_ta, z_ta.element_shape)
@@ -296,11 +312,14 @@ def fused_rnn(
                 chunk_arrays = [
                     tf.TensorArray(dtype, size=end - start) for _ in range(1 + num_saves)
                 ]
+                input_only = bottom.input_only(start, end) if recomputed else None
 
                 def backward_step_in_chunk(s, inner):
                     z_handle, d_carry, d_prev, totals, arrays = inner
                     t = start + s
                     z_handle, z_t = z_store.take(t, z_handle)
+                    if recomputed:
+                        z_t = tf.concat([z_t, input_only[s]], axis=-1)
                     states_t = [s[t] for s in states_in]
                     mask_t = step_mask[t] if step_mask is not None else None
                     d_z, saved, d_r, d_states_prev, d_prev, totals = backward_step(
@@ -751,11 +770,28 @@ class _BottomProjection:
         self.input_gradient = input_gradient
         self.has_bias = len(loop_in) > 2
         self.kernel_t = None
+        self.input_only_weights = None
 
-    def prepare_backward(self):
-        """Transposes W once, before the backward loop, for `dZ W^T`."""
+    def prepare_backward(self, input_only_from=None):
+        """Transposes W once, before the backward loop, for `dZ W^T`.
+
+        With `input_only_from`, also takes the columns of W and b from that
+        one on, for `input_only`.
+        """
         if self.projected_here and self.input_gradient:
             self.kernel_t = tf.transpose(self.loop_in[1])
+        if input_only_from is not None:
+            self.input_only_weights = [
+                w[..., input_only_from:] for w in self.loop_in[1:]
+            ]
+
+    def input_only(self, start, end):
+        """The projection of steps start..end-1 in the columns `prepare_backward` named."""
+        x_chunk = self.loop_in[0][start:end]
+        projected = tf.matmul(_flat(x_chunk), self.input_only_weights[0])
+        if self.has_bias:
+            projected = projected + self.input_only_weights[1]
+        return _unflatten(projected, x_chunk)
 
     def chunk(self, start, end):
         """The projected inputs of steps start..end-1, time-major."""
