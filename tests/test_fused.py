@@ -344,9 +344,12 @@ def test_inference_calls_run_the_fast_loop_with_exact_gradients(
     its forward loop alone, which TensorFlow then differentiates itself."""
     tapes_seen = []
     original_taped = tf_fast._taped
-    monkeypatch.setattr(
-        tf_fast, "_taped", lambda t: tapes_seen.append(original_taped(t)) or tapes_seen[-1]
-    )
+
+    def recording_taped(tensors):
+        tapes_seen.append(original_taped(tensors))
+        return tapes_seen[-1]
+
+    monkeypatch.setattr(tf_fast, "_taped", recording_taped)
     x, mask, _ = _data(masked=True)
     x = tf.constant(x)
     reference = layer_class(UNITS, fused=False, go_backwards=True, **options)

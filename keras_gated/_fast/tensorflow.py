@@ -83,33 +83,48 @@ def _for(count, body, carry, reverse=False, unroll=False, parallel_iterations=10
     return carry
 
 
+def _watched(tensors):
+    """Whether a recording gradient tape watches any of `tensors`.
+
+    None when no tape could be recording (`tf.gradients` announces none),
+    or when TensorFlow's private tape API has moved: then nobody can tell.
+    """
+    try:
+        if not record.could_possibly_record():
+            return None
+        return bool(record.should_record_backprop(tensors))
+    except Exception:
+        return None
+
+
 def _input_gradient_needed(tensor):
     """False only when some gradient tape is recording and none watches `tensor`.
 
     A layer fed straight from the data needs no input gradient, and its
-    product `dZ W^T` is then skipped. With no tape at all (`tf.gradients`),
+    product `dZ W^T` is then skipped. When nobody can tell (`tf.gradients`),
     the gradient is computed, as it may be asked for.
     """
-    try:
-        if not record.could_possibly_record():
-            return True
-        return bool(record.should_record_backprop([tensor]))
-    except Exception:  # A private API: if it moves, stay exact.
-        return True
+    return _watched([tensor]) is not False
 
 
 def _taped(tensors):
-    """Whether a gradient tape is recording any of `tensors`.
+    """Whether a gradient tape is known to record any of `tensors`.
 
     An inference call under a tape (a custom training loop that calls the
-    model without `training=True`) then still gets the fast backward loop.
+    model without `training=True`) then still gets the fast backward loop;
+    otherwise TensorFlow differentiates the forward loop, should it have to.
     """
-    try:
-        return bool(
-            record.could_possibly_record() and record.should_record_backprop(tensors)
-        )
-    except Exception:  # A private API: if it moves, TensorFlow differentiates.
-        return False
+    return _watched(tensors) is True
+
+
+def _run(loop, run_forward, tensors, training, return_all_outputs):
+    """Training (or a watched inference call) runs `loop`, the custom-gradient
+    loop; inference runs `run_forward(tensors, keep=False)` alone, which keeps
+    nothing for a backward loop and which TensorFlow can still differentiate."""
+    if training or _taped(tensors):
+        return _finish(loop(*tensors), return_all_outputs)
+    outputs, final_states = run_forward(tensors, False)[:2]
+    return _finish([outputs] + list(final_states), return_all_outputs)
 
 
 def fused_rnn(
@@ -386,12 +401,7 @@ def fused_rnn(
         return [outputs] + list(final_states), grad
 
     tensors = [*loop_inputs, recurrent_kernel, *initial_state]
-    if not training and not _taped(tensors):
-        # Inference keeps nothing for a backward loop. TensorFlow can still
-        # differentiate this loop (`tf.gradients`, which no tape announces).
-        outputs, final_states, _, _ = run_forward(tensors, False)
-        return _finish([outputs] + list(final_states), return_all_outputs)
-    return _finish(loop(*tensors), return_all_outputs)
+    return _run(loop, run_forward, tensors, training, return_all_outputs)
 
 
 def fused_stack_rnn(
@@ -703,11 +713,7 @@ def fused_stack_rnn(
         return [outputs] + list(final_states), grad
 
     tensors = [*loop_inputs, *(w for ws in level_weights for w in ws), *initial_state]
-    if not training and not _taped(tensors):
-        # As in fused_rnn: inference keeps nothing for a backward loop.
-        outputs, final_states, _, _, _ = run_forward(tensors, False)
-        return _finish([outputs] + list(final_states), return_all_outputs)
-    return _finish(loop(*tensors), return_all_outputs)
+    return _run(loop, run_forward, tensors, training, return_all_outputs)
 
 
 def _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output):
