@@ -21,25 +21,49 @@ so that a JAX or PyTorch user never imports TensorFlow:
 
 Inference calls (`training=False`) run both loops' forward part alone.
 
-`fast_loop(layer, ...)` picks the fast path that applies, or returns `None`
-when none does (the layer then runs its generic path).
+As Keras's `backend.lstm` does for cuDNN, `fast_loop(layer, ...)` runs the
+fast path that applies or raises `NotImplementedError` saying why none
+does; the layer then runs its generic path (`fast_path="auto"`) or turns the
+reason into a `ValueError` (`fast_path=True`). `unavailable_reason` gives the
+same reason without running anything. This package never imports
+`keras_gated.layers`: it reads the cell through the attributes named below.
 """
 
 from keras import backend
 
+FAST_BACKENDS = ("tensorflow",)
 
-def fast_loop_supported(layer, training):
-    """Whether `layer` can run a backend-specific fast path for this call.
 
-    Training calls run the TensorFlow loop under its custom gradient.
-    Calls with `training=False` (predict, evaluate, plain calls) run the
-    same forward loop without it: nothing is kept for a backward loop, and
-    should someone take gradients through such a call, TensorFlow
-    differentiates the loop itself (exact, if slower than the fast backward).
+def unavailable_reason(layer):
+    """Why `layer` cannot run a fast path in this process, or None if it can.
+
+    The reasons are the documented ones (`docs/benchmarks.md`, "Which path
+    runs"): the backend has no fast loop, `fused=False`, a mixed-precision
+    policy (the weights are cast step by step, as Keras does), or a cell
+    without a fast form (a prioritised Grid, a stack whose activations have
+    no written derivative).
     """
-    if backend.backend() != "tensorflow":
-        return False
-    return _kind(layer.cell) is not None
+    if not layer.fused:
+        return "fused=False runs the cell step by step inside keras.layers.RNN's loop"
+    name = backend.backend()
+    if name not in FAST_BACKENDS:
+        return (
+            f"the {name} backend has no fast loop yet (fast loops exist for: "
+            f"{', '.join(FAST_BACKENDS)})"
+        )
+    cell = layer.cell
+    if cell.compute_dtype != cell.variable_dtype:
+        return (
+            f"the mixed-precision policy computes in {cell.compute_dtype} with "
+            f"{cell.variable_dtype} weights; the fast loop needs one dtype"
+        )
+    if _kind(cell) is None:
+        return (
+            f"{cell.__class__.__name__} with these options has no fast form "
+            "(a prioritised GridLSTM, or a stack whose activations have no "
+            "written derivative)"
+        )
+    return None
 
 
 def _kind(cell):
@@ -52,13 +76,16 @@ def _kind(cell):
 
 
 def fast_loop(layer, inputs, initial_state, mask, training):
-    """Runs the layer's time loop on a backend-specific fast path, or returns None.
+    """Runs the layer's time loop on a backend-specific fast path.
 
     `inputs` are the layer's inputs after input dropout; the fast path
-    projects them itself.
+    projects them itself. Returns `(last_output, outputs, states)` as
+    `keras.src.backend.rnn` does; raises `NotImplementedError` with the
+    reason when no fast path applies.
     """
-    if not fast_loop_supported(layer, training):
-        return None
+    reason = unavailable_reason(layer)
+    if reason is not None:
+        raise NotImplementedError(reason)
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn

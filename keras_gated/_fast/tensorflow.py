@@ -39,7 +39,7 @@ exactly, so this path gives the numbers of the cell path.
 import tensorflow as tf
 from tensorflow.python.eager import record
 
-from keras_gated.layers.base import add_gradients
+from keras_gated.backward import add_gradients
 
 # Rows (steps x batch) per chunk. Products over 512 to 4096 rows ran within
 # 6% of one product over all 6400 rows at (batch, steps, inputs, units) =

@@ -36,6 +36,9 @@ from keras.src import backend as keras_backend
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 from keras.src import tree
 
+from keras_gated import _fast
+from keras_gated.backward import add_gradients  # noqa: F401  (cells import it from here)
+
 GATE_NAMES = {
     "i": "input",
     "f": "forget",
@@ -124,32 +127,6 @@ def _derivative_from_output(activation):
     if activation is activations.linear:
         return lambda y: ops.ones_like(y)
     return None
-
-
-def add_gradients(*terms):
-    """The sum of the terms that are not None (None if all are).
-
-    A term may be a list of terms. Three or more are summed as one
-    reduction over their stack rather than a chain of additions: inside the
-    fast path's nested loops, TensorFlow's graph optimizer turns a chain of
-    three or more additions into an `AccumulateNV2` over a temporary
-    variable, whose name then collides between two runs of the inner loop
-    (AlreadyExistsError; seen with a depth-gated stack at (32, 100, 128,
-    256), cf. TensorFlow issue #37740).
-    """
-    present = []
-    for term in terms:
-        if isinstance(term, (list, tuple)):
-            present += [t for t in term if t is not None]
-        elif term is not None:
-            present.append(term)
-    if not present:
-        return None
-    if len(present) == 1:
-        return present[0]
-    if len(present) == 2:
-        return present[0] + present[1]
-    return ops.sum(ops.stack(present), axis=0)
 
 
 class GatedCell(keras.layers.Layer, DropoutRNNCell):
@@ -707,9 +684,17 @@ class GatedRNN(keras.layers.RNN):
     levels (`fast_levels()`, for stacks), runs the custom-gradient loops of
     `keras_gated._fast.tensorflow`, which compute the weight gradients with
     one product per chunk of steps; `training=False` calls run their
-    forward loop alone. The layer falls back by itself to the generic loop
-    above on other backends, under a mixed-precision policy and for cells
-    without a fast path (`docs/benchmarks.md`).
+    forward loop alone.
+
+    `fast_path` chooses, as `use_cudnn` does for `keras.layers.LSTM`:
+    `"auto"` (default) takes the fast path where it applies and otherwise
+    falls back to the generic loop above, for the documented reasons
+    (another backend, `fused=False`, a mixed-precision policy, a cell
+    without a fast form; `docs/benchmarks.md`); `True` raises a
+    `ValueError` naming the reason when it cannot apply; `False` always
+    runs the generic loop. `last_call_path` says which loop the last call
+    ran: `"fast"`, `"generic"` or `"cell"` (`fused=False`), and
+    `fast_path_unavailable_reason()` why the fast path would not run.
     """
 
     cell_class = None
@@ -724,6 +709,7 @@ class GatedRNN(keras.layers.RNN):
         unroll=False,
         zero_output_for_mask=False,
         fused=True,
+        fast_path="auto",
         activity_regularizer=None,
         **kwargs,
     ):
@@ -757,6 +743,16 @@ class GatedRNN(keras.layers.RNN):
             **kwargs,
         )
         self.fused = bool(fused)
+        self.fast_path = _check_fast_path(fast_path)
+        if self.fast_path is True and not self.fused:
+            raise ValueError(
+                f"{self.__class__.__name__}: fast_path=True needs fused=True "
+                "(fused=False runs the cell step by step). Pass fused=True, "
+                "or fast_path='auto'."
+            )
+        # Which loop the last call ran ("fast", "generic" or "cell"), for
+        # tests and users who want to check; set while tracing in a graph.
+        self.last_call_path = None
         self.input_spec = InputSpec(ndim=3)
 
     def get_config(self):
@@ -765,7 +761,9 @@ class GatedRNN(keras.layers.RNN):
         cell_config = self.cell.get_config()
         for key in _LAYER_KEYS:
             cell_config.pop(key, None)
-        config = {**base_config, **cell_config, "fused": self.fused}
+        config = {
+            **base_config, **cell_config, "fused": self.fused, "fast_path": self.fast_path
+        }
         config["activity_regularizer"] = regularizers.serialize(
             self.activity_regularizer
         )
@@ -795,23 +793,40 @@ class GatedRNN(keras.layers.RNN):
         if tree.is_nested(mask):
             mask = mask[0]
         if not self.fused:
+            self.last_call_path = "cell"
             return super().inner_loop(sequences, initial_state, mask, training)
         cell = self.cell
         inputs = cell.drop_inputs(sequences, training)
         initial_state = (
             list(initial_state) if tree.is_nested(initial_state) else [initial_state]
         )
-        if self._fast_path_applies():
-            from keras_gated import _fast
-
-            # The fast path projects the inputs itself, time-major.
-            result = _fast.fast_loop(self, inputs, initial_state, mask, training)
-            if result is not None:
+        if self.fast_path is not False:
+            try:
+                # The fast path projects the inputs itself, time-major.
+                result = _fast.fast_loop(self, inputs, initial_state, mask, training)
+            except NotImplementedError as reason:
+                if self.fast_path is True:
+                    raise ValueError(
+                        f"{self.__class__.__name__} '{self.name}' was built with "
+                        f"fast_path=True, but no fast path applies: {reason}. Pass "
+                        "fast_path='auto' to fall back to the generic loop."
+                    ) from None
+            else:
+                self.last_call_path = "fast"
                 return result
 
+        self.last_call_path = "generic"
         projected = cell.project_inputs(inputs)
         with cell.loop_weights():
             return self._generic_loop(projected, initial_state, mask, training)
+
+    def fast_path_unavailable_reason(self):
+        """Why this layer would not run a fast path now, or None if it would.
+
+        The reason `fast_path="auto"` falls back, and the message of the
+        `ValueError` that `fast_path=True` raises.
+        """
+        return _fast.unavailable_reason(self)
 
     def _generic_loop(self, projected, initial_state, mask, training):
         """The fused loop in `keras.ops` terms: what JAX and PyTorch run."""
@@ -839,20 +854,23 @@ class GatedRNN(keras.layers.RNN):
             return_all_outputs=self.return_sequences,
         )
 
-    def _fast_path_applies(self):
-        """Whether the backend-specific fast path may run this layer.
-
-        It needs float weights used in their own dtype: under a
-        mixed-precision policy the generic path runs, which casts the
-        weights step by step as Keras does. Which cells have a fast path
-        at all is `keras_gated._fast.fast_loop_supported`'s call.
-        """
-        return self.cell.compute_dtype == self.cell.variable_dtype
-
     def call(self, sequences, initial_state=None, mask=None, training=False):
         return super().call(
             sequences, mask=mask, training=training, initial_state=initial_state
         )
+
+
+def _check_fast_path(fast_path):
+    """`fast_path` as "auto", True or False; a ValueError for anything else."""
+    if isinstance(fast_path, str) and fast_path.lower() == "auto":
+        return "auto"
+    if isinstance(fast_path, bool):
+        return fast_path
+    raise ValueError(
+        "`fast_path` must be 'auto' (take the fast path where it applies), "
+        "True (take it or raise a ValueError saying why not) or False (always "
+        f"the generic loop). Received: fast_path={fast_path!r}"
+    )
 
 
 def _snake(name):

@@ -1,0 +1,165 @@
+"""The `fast_path` argument: which loop runs, why, and that the choice changes no number.
+
+`fast_path="auto"` takes the fast path where it applies and falls back for
+the documented reasons; `True` turns each reason into a `ValueError`;
+`False` always runs the generic loop. `last_call_path` reports the loop.
+"""
+
+import ast
+import os
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gated as kg
+from gated_cases import RNN_CASES
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOLERANCE = 2e-5
+
+
+@pytest.mark.parametrize("bad", ["fast", "yes", 1, 0, None, 0.5])
+def test_fast_path_rejects_anything_but_auto_true_false(bad):
+    with pytest.raises(ValueError) as error:
+        kg.PeepholeLSTM(4, fast_path=bad)
+    assert "`fast_path` must be 'auto'" in str(error.value)
+    assert repr(bad) in str(error.value)
+
+
+def test_fast_path_true_needs_the_fused_layer():
+    with pytest.raises(ValueError, match="fast_path=True needs fused=True"):
+        kg.CoupledLSTM(4, fused=False, fast_path=True)
+
+
+@pytest.mark.parametrize("value", ["auto", True, False])
+def test_fast_path_round_trips_through_the_config(value):
+    layer = kg.UntiedLSTM(4, fast_path=value)
+    config = layer.get_config()
+    assert config["fast_path"] == value
+    assert kg.UntiedLSTM.from_config(config).fast_path == value
+
+
+def test_a_config_without_fast_path_loads_as_auto():
+    config = kg.PeepholeLSTM(4).get_config()
+    del config["fast_path"]
+    assert kg.PeepholeLSTM.from_config(config).fast_path == "auto"
+
+
+def _gradients(layer, x, mask):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = layer(x, mask=mask, training=True)
+        loss = sum(tf.reduce_sum(o * np.linspace(0.5, 1.5, o.shape[-1])) for o in outputs)
+    grads = tape.gradient(loss, list(layer.trainable_weights) + [x])
+    return [o.numpy() for o in outputs], [g.numpy() for g in grads]
+
+
+@pytest.mark.parametrize("layer_class, cell_class, kwargs", RNN_CASES)
+def test_every_layer_reports_its_path_and_gives_the_same_numbers(layer_class, cell_class, kwargs):
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 5, 4)).astype("float32"))
+    mask = tf.constant(np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool))
+    results, paths = {}, {}
+    reference = None
+    for name, options in {
+        "auto": {}, "generic": {"fast_path": False}, "cell": {"fused": False}
+    }.items():
+        layer = layer_class(
+            6, return_sequences=True, return_state=True, **kwargs, **options
+        )
+        layer.build(x.shape)
+        if reference is None:
+            reference = layer
+            rng = np.random.default_rng(1)
+            for weight in layer.weights:
+                weight.assign(0.5 * rng.normal(size=weight.shape).astype("float32"))
+        else:
+            layer.set_weights(reference.get_weights())
+        results[name] = _gradients(layer, x, mask)
+        paths[name] = layer.last_call_path
+    expected_auto = "fast" if reference.fast_path_unavailable_reason() is None else "generic"
+    assert paths == {"auto": expected_auto, "generic": "generic", "cell": "cell"}
+    for name in ("auto", "generic"):
+        for expected, actual in zip(results["cell"][0] + results["cell"][1],
+                                    results[name][0] + results[name][1]):
+            np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_every_one_layer_cell_and_stack_with_a_fast_form_takes_it_on_tensorflow():
+    for layer in (kg.PeepholeLSTM(4), kg.CoupledLSTM(4), kg.UntiedLSTM(4),
+                  kg.DepthGatedLSTM(4), kg.DepthGatedLSTM(4, num_layers=2),
+                  kg.GridLSTM(4, depth=2)):
+        layer(np.zeros((2, 3, 5), "float32"))
+        assert layer.fast_path_unavailable_reason() is None
+        assert layer.last_call_path == "fast"
+
+
+def test_mixed_precision_falls_back_under_auto_and_raises_under_true():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    x = np.zeros((2, 3, 5), "float32")
+    layer = kg.PeepholeLSTM(4)
+    layer(x)
+    assert layer.last_call_path == "generic"
+    assert "mixed-precision" in layer.fast_path_unavailable_reason()
+    with pytest.raises(ValueError) as error:
+        kg.PeepholeLSTM(4, fast_path=True)(x)
+    message = str(error.value)
+    assert "fast_path=True" in message and "mixed-precision" in message
+    assert "fast_path='auto'" in message
+
+
+def test_a_cell_without_a_fast_form_raises_under_true():
+    x = np.zeros((2, 3, 5), "float32")
+    layer = kg.GridLSTM(4, depth=2, priority="depth")
+    layer(x)
+    assert layer.last_call_path == "generic"
+    with pytest.raises(ValueError, match="no fast form"):
+        kg.GridLSTM(4, depth=2, priority="depth", fast_path=True)(x)
+
+
+def test_the_fast_paths_never_import_the_layers():
+    """`layers` uses `_fast`, never the other way round: no import cycle."""
+    for path in (REPO_ROOT / "keras_gated" / "_fast").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert not name.startswith("keras_gated.layers"), (path.name, name)
+
+
+OTHER_BACKEND_SCRIPT = """
+import numpy as np, keras, keras_gated as kg
+x = np.zeros((2, 3, 5), "float32")
+layer = kg.CoupledLSTM(4)
+layer(x)
+print("PATH", layer.last_call_path)
+print("REASON", layer.fast_path_unavailable_reason())
+try:
+    kg.CoupledLSTM(4, fast_path=True)(x)
+except ValueError as error:
+    print("RAISED", error)
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_fall_back_and_say_why(backend):
+    env = {
+        **os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT),
+        "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", OTHER_BACKEND_SCRIPT], env=env, cwd=REPO_ROOT,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "PATH generic" in result.stdout
+    assert f"REASON the {backend} backend has no fast loop yet" in result.stdout
+    assert "RAISED" in result.stdout and "fast_path=True" in result.stdout
