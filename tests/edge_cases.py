@@ -108,8 +108,11 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
             tape.watch(x)
             outputs = layer(x, mask=mask, training=training, initial_state=initial_state)
             loss = sum(tf.reduce_sum(o * w) for o, w in zip(outputs, loss_weights(outputs)))
-        grads = tape.gradient(loss, [x] + weights)
-        return numpy(outputs), [np.asarray(g) for g in grads]
+        sources = [x] + weights
+        grads = tape.gradient(loss, sources)
+        # A source the loss does not reach (no gradient) counts as zeros.
+        return numpy(outputs), [np.zeros(s.shape, s.dtype.name if hasattr(s.dtype, "name") else s.dtype)
+                                if g is None else np.asarray(g) for s, g in zip(sources, grads)]
     if backend == "torch":
         import torch
 
@@ -122,7 +125,7 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
     import jax
 
     trainable = [w.value for w in weights]
-    others = [w.value for w in layer.non_trainable_weights]
+    others = [v.value for v in layer.non_trainable_variables]
 
     def loss_fn(x, trainable):
         outputs, _ = layer.stateless_call(trainable, others, x, mask=mask, training=training,
