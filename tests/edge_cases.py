@@ -14,6 +14,7 @@ from keras import ops
 
 import keras_gated as kg
 from gated_cases import RNN_CASES
+from gated_cases import RNN_CLASSES
 
 PATHS = {"fast": {}, "cell": {"fused": False}}
 UNITS, FEATURES = 4, 3
@@ -25,6 +26,8 @@ LAYER_CASES = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
     ("grid-2", kg.GridLSTM, {"depth": 2}),
 ]
 LAYER_IDS = [case[0] for case in LAYER_CASES]
+# On JAX and PyTorch (a subprocess, slower): one configuration per class.
+BACKEND_CASES = [(p.id, p.values[0], p.values[2]) for p in RNN_CLASSES] + LAYER_CASES[-2:]
 
 
 def _mask(batch, steps, fill):

@@ -8,18 +8,20 @@ import traceback
 
 import keras
 
-from edge_cases import LAYER_CASES
 from edge_cases import MASKS
 from edge_cases import check_edges
 from edge_cases import stateful_batch_error
+from edge_cases import BACKEND_CASES
 
 
 def main():
     print("BACKEND", keras.backend.backend(), flush=True)
     failed = 0
-    for case_id, layer_class, kwargs in LAYER_CASES:
+    for case_id, layer_class, kwargs in BACKEND_CASES:
+        # Within the time of the suite: each pattern in one direction, both
+        # directions over the patterns (TensorFlow runs every combination).
         checks = [(f"{case_id} {m} go_backwards={g}", check_edges, (layer_class, kwargs, m, g))
-                  for m in sorted(MASKS) for g in (False, True)]
+                  for k, m in enumerate(sorted(MASKS)) for g in [bool(k % 2)]]
         checks.append((f"{case_id} stateful batch size", stateful_batch_error,
                        (layer_class, kwargs)))
         for name, function, args in checks:

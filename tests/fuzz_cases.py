@@ -115,6 +115,11 @@ def _reference(config, layer, x):
 
 
 def check_config(config):
+    if config["dtype"] == "float64" and keras.backend.backend() == "jax":
+        import jax
+
+        if not jax.config.jax_enable_x64:  # JAX truncates float64 to float32
+            config = {**config, "dtype": "float32"}
     rng = np.random.default_rng(config["seed"] + 1)
     x = rng.standard_normal((config["batch"], config["steps"], config["features"]))
     x = x.astype(config["dtype"])
