@@ -855,9 +855,65 @@ class GatedRNN(keras.layers.RNN):
         )
 
     def call(self, sequences, initial_state=None, mask=None, training=False):
+        if self.stateful:
+            self._check_stateful_batch(sequences, initial_state)
         return super().call(
             sequences, mask=mask, training=training, initial_state=initial_state
         )
+
+    def reset_states(self):
+        """Sets the states of a stateful layer back to zeros (as `reset_state`).
+
+        A stateful layer (`stateful=True`) starts each call from the final
+        states of the previous one, row by row: row k of a batch continues
+        row k of the batch before. Call `reset_states()` between independent
+        sequences, e.g. at the end of each epoch of truncated
+        backpropagation through time (`docs/stateful.md`). The states keep
+        the batch size they were built for; a call with another batch size
+        raises a `ValueError`. A layer that is not stateful has nothing to
+        reset.
+        """
+        self.reset_state()
+
+    def _check_stateful_batch(self, sequences, initial_state):
+        """Raises unless a stateful call's batch size is the states' batch size.
+
+        `keras.layers.RNN` checks only the static batch size and only
+        against the states, so a batch of 1 traced with an unknown batch
+        size broadcasts the states silently (keras-team/keras#21183). Static
+        sizes raise a `ValueError` here; an unknown one (a TensorFlow graph
+        traced for any batch size) is checked when the graph runs.
+        """
+        if self.states is None:
+            return
+        expected = tree.flatten(self.states)[0].shape[0]
+        given = [("input sequences", sequences)]
+        if initial_state is not None:
+            given.append(("initial_state", tree.flatten(initial_state)[0]))
+        for what, tensor in given:
+            actual = tensor.shape[0]
+            message = (
+                f"{self.__class__.__name__} '{self.name}' is stateful and holds "
+                f"states for a batch of {expected} sequences, but its {what} "
+                f"have {{}}. Each row of a stateful layer "
+                f"continues the same row of the previous batch, so every "
+                f"batch must have {expected} rows: feed batches of {expected} "
+                f"(drop or pad the last one), or build the layer for the new "
+                f"batch size (e.g. a model with keras.Input(..., "
+                f"batch_size=NEW) given the same weights with set_weights). "
+                f"reset_states() sets the states to zeros but keeps their "
+                f"batch size of {expected}."
+            )
+            if actual is not None:
+                if int(actual) != int(expected):
+                    raise ValueError(message.format(f"a batch size of {int(actual)}"))
+            elif keras.backend.backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.debugging.assert_equal(
+                    tf.shape(tensor)[0], int(expected),
+                    message=message.format("another batch size"),
+                )
 
 
 def _check_fast_path(fast_path):

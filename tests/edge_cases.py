@@ -1,0 +1,188 @@
+"""Backend-agnostic pieces of the masking, stateful and fuzz tests.
+
+Imported by the TensorFlow tests and by `edge_script.py`, which runs the same
+checks on JAX and PyTorch in a subprocess (Keras fixes its backend at import).
+
+`PATHS` is the one place that names the computations compared: every path
+must give the numbers of every other. Add a variant here (e.g.
+`"generic": {"fast_path": False}`) and every test compares it too.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+import keras_gated as kg
+from gated_cases import RNN_CASES
+from gated_cases import RNN_CLASSES
+
+PATHS = {"fast": {}, "cell": {"fused": False}}
+UNITS, FEATURES = 4, 3
+ATOL = 1e-5
+
+# Every layer of gated_cases plus the stacks.
+LAYER_CASES = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
+    ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),
+    ("grid-2", kg.GridLSTM, {"depth": 2}),
+]
+LAYER_IDS = [case[0] for case in LAYER_CASES]
+# On JAX and PyTorch (a subprocess, slower): one configuration per class.
+BACKEND_CASES = [(p.id, p.values[0], p.values[2]) for p in RNN_CLASSES] + LAYER_CASES[-2:]
+
+
+def _mask(batch, steps, fill):
+    mask = np.ones((batch, steps), bool)
+    fill(mask)
+    return mask
+
+
+def _fully_masked(m):
+    m[0] = False
+
+
+def _left(m):
+    m[:, :2] = False
+    m[-1] = True
+
+
+def _right(m):
+    m[:, -2:] = False
+    m[0] = True
+
+
+# name -> (batch, steps, mask or None); row 0 of "fully-masked" is all False.
+MASKS = {
+    "fully-masked-row": (3, 5, _mask(3, 5, _fully_masked)),
+    "left-padded": (3, 5, _mask(3, 5, _left)),
+    "right-padded": (3, 5, _mask(3, 5, _right)),
+    "all-true": (3, 5, np.ones((3, 5), bool)),
+    "batch-of-one": (1, 5, np.array([[0, 1, 1, 1, 0]], bool)),
+    "length-one": (3, 1, np.array([[1], [0], [1]], bool)),
+}
+
+
+def make_layer(layer_class, kwargs, path, **more):
+    layer = layer_class(
+        UNITS, return_sequences=True, return_state=True, **kwargs, **PATHS[path], **more
+    )
+    return layer
+
+
+def set_weights(layer, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    values = [scale * rng.standard_normal(w.shape).astype("float32") for w in layer.weights]
+    layer.set_weights(values)
+    return values
+
+
+def data(batch, steps, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((batch, steps, FEATURES)).astype("float32")
+
+
+def loss_weights(outputs):
+    """Fixed, uneven weights so every output element matters to the loss."""
+    return [np.linspace(0.5, 1.5, int(np.prod(o.shape))).reshape(o.shape).astype("float32")
+            for o in outputs]
+
+
+def numpy(tensors):
+    return [np.asarray(ops.convert_to_numpy(t)) for t in keras.tree.flatten(tensors)]
+
+
+def assert_close(expected, actual, what, atol=ATOL):
+    assert len(expected) == len(actual), (what, len(expected), len(actual))
+    for k, (a, b) in enumerate(zip(expected, actual)):
+        assert np.all(np.isfinite(b)), f"{what}[{k}] not finite"
+        scale = max(1.0, float(np.abs(a).max()) if a.size else 1.0)
+        diff = float(np.abs(a - b).max()) if a.size else 0.0
+        assert diff <= atol * scale, f"{what}[{k}]: max difference {diff:.3g}"
+
+
+def values_and_gradients(layer, x, mask, training=True, initial_state=None):
+    """Outputs, final states and gradients w.r.t. inputs and every weight, on any backend."""
+    backend = keras.backend.backend()
+    weights = list(layer.trainable_weights)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            outputs = layer(x, mask=mask, training=training, initial_state=initial_state)
+            loss = sum(tf.reduce_sum(o * w) for o, w in zip(outputs, loss_weights(outputs)))
+        sources = [x] + weights
+        grads = tape.gradient(loss, sources)
+        # A source the loss does not reach (no gradient) counts as zeros.
+        return numpy(outputs), [np.zeros(s.shape, s.dtype.name if hasattr(s.dtype, "name") else s.dtype)
+                                if g is None else np.asarray(g) for s, g in zip(sources, grads)]
+    if backend == "torch":
+        import torch
+
+        xt = torch.tensor(x, requires_grad=True)
+        outputs = layer(xt, mask=None if mask is None else torch.tensor(mask),
+                        training=training, initial_state=initial_state)
+        loss = sum((o * torch.tensor(w)).sum() for o, w in zip(outputs, loss_weights(outputs)))
+        grads = torch.autograd.grad(loss, [xt] + [w.value for w in weights])
+        return numpy(outputs), [g.detach().cpu().numpy() for g in grads]
+    import jax
+
+    trainable = [w.value for w in weights]
+    others = [v.value for v in layer.non_trainable_variables]
+
+    def loss_fn(x, trainable):
+        outputs, _ = layer.stateless_call(trainable, others, x, mask=mask, training=training,
+                                          initial_state=initial_state)
+        loss = sum((o * w).sum() for o, w in zip(outputs, loss_weights(outputs)))
+        return loss, outputs
+
+    (_, outputs), (gx, gw) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
+        x, trainable)
+    return numpy(outputs), [np.asarray(gx)] + [np.asarray(g) for g in gw]
+
+
+def edge_results(layer_class, kwargs, mask_name, go_backwards):
+    """{path: (values, gradients)} for one layer, one mask pattern."""
+    batch, steps, mask = MASKS[mask_name]
+    x = data(batch, steps)
+    results = {}
+    for path in PATHS:
+        layer = make_layer(layer_class, kwargs, path, go_backwards=go_backwards)
+        layer.build((batch, steps, FEATURES))
+        set_weights(layer)
+        keras.utils.set_random_seed(3)
+        results[path] = values_and_gradients(layer, x, mask)
+    return results
+
+
+def check_edges(layer_class, kwargs, mask_name, go_backwards):
+    results = edge_results(layer_class, kwargs, mask_name, go_backwards)
+    reference = results["cell"]
+    for path, (values, grads) in results.items():
+        assert_close(reference[0], values, f"{path} values")
+        assert_close(reference[1], grads, f"{path} gradients")
+        if mask_name == "fully-masked-row":
+            # Keras: a row masked throughout keeps its initial (zero) states
+            # and outputs; its inputs get zero gradient.
+            for v in values:
+                assert np.all(v[0] == 0.0), f"{path}: fully masked row not zero"
+            assert np.all(grads[0][0] == 0.0), f"{path}: masked inputs get a gradient"
+
+
+def stateful_batch_error(layer_class, kwargs):
+    """The message of the error a stateful layer raises on a new batch size."""
+    layer = layer_class(UNITS, stateful=True, **kwargs)
+    layer(data(3, 4))
+    try:
+        layer(data(2, 4))
+    except ValueError as error:
+        message = str(error)
+    else:
+        raise AssertionError("no ValueError for batch 2 on states of batch 3")
+    for text in ("batch of 3", "batch size of 2", "reset_states()", "batch_size="):
+        assert text in message, (text, message)
+    # reset_states() zeroes the states and the layer runs again at batch 3.
+    layer.reset_states()
+    assert all(np.all(v == 0) for v in numpy([s.value for s in layer.states]))
+    layer(data(3, 4))
+    return message
