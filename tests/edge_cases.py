@@ -16,7 +16,7 @@ import keras_gated as kg
 from gated_cases import RNN_CASES
 from gated_cases import RNN_CLASSES
 
-PATHS = {"fast": {}, "cell": {"fused": False}}
+PATHS = {"fast": {}, "generic": {"fast_path": False}, "cell": {"fused": False}}
 UNITS, FEATURES = 4, 3
 ATOL = 1e-5
 
