@@ -50,3 +50,31 @@ def test_training_stops_at_a_nan_loss_naming_epoch_and_batch():
     message = str(error.value)
     assert "epoch 1, batch 2" in message
     assert "NaN, Inf or empty" in message
+
+
+class _PoisonHyperModel(keras_tuner.HyperModel):
+    """A dense model whose `poison=1` trials multiply their inputs by NaN."""
+
+    def build(self, hp):
+        poison = hp.Choice("poison", [0, 1])
+        inputs = keras.Input((3,))
+        x = inputs * (float("nan") if poison else 1.0)
+        model = keras.Model(inputs, keras.layers.Dense(1)(x))
+        model.compile("sgd", "mse")
+        return model
+
+
+def test_a_trial_that_goes_nan_is_recorded_as_failed_not_scored(tmp_path):
+    from keras_gated.tuning.tuners import completed_trials
+    from keras_gated.tuning.tuners import failed_trials
+    from keras_gated.tuning.tuners import make_tuner
+
+    tuner = make_tuner("grid", _PoisonHyperModel(), "val_loss", str(tmp_path), "poison",
+                       max_trials=2, max_consecutive_failed_trials=3)
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
+    tuner.search(x, y, validation_data=(x, y), epochs=1, batch_size=4, verbose=0)
+    completed = completed_trials(tuner)
+    assert [t.hyperparameters.get("poison") for t in completed] == [0]
+    failed = failed_trials(tuner)
+    assert len(failed) == 1
+    assert "epoch 1, batch 1" in failed[0][1]
