@@ -62,7 +62,12 @@ def main(argv=None):
             return _run_task_command(command, rest)
         if command in task_registry.EXTRA_COMMANDS:
             return _run_extra_command(command, rest)
-    except (task_registry.DataError, task_registry.TaskUnavailableError, ValueError) as error:
+    except (
+        task_registry.DataError,
+        task_registry.TaskUnavailableError,
+        task_registry.TrainingFailedError,
+        ValueError,
+    ) as error:
         print(f"keras-gated: error: {error}", file=sys.stderr)
         return 2
     top.error(

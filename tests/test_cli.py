@@ -202,3 +202,33 @@ def test_train_with_mirrored_strategy_over_two_logical_cpus(tmp_path):
     assert results["hyperparameters"]["cell"] == "peephole"
     assert 0.0 <= results["test_accuracy"] <= 1.0
     assert os.path.exists(os.path.join(out, "best_model.keras"))
+
+
+@pytest.mark.slow
+def test_train_killed_mid_fit_resumes_at_its_last_completed_epoch(tmp_path):
+    """A real SIGKILL after the first epoch's backup; the same command resumes after it."""
+    import signal
+
+    out = str(tmp_path / "run")
+    command = _keras_gated("train", "sentiment", *TINY, "--hp", "cell=coupled", "--epochs", "6",
+                           "--output", out)
+    metadata = os.path.join(out, "backup", "train", "training_metadata.json")
+    process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(30000):
+            if os.path.exists(metadata) or process.poll() is not None:
+                break
+            time.sleep(0.02)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read()[-3000:]
+    with open(metadata) as handle:
+        saved_epoch = json.load(handle)["epoch"]
+    assert saved_epoch < 5  # killed before the last epoch ended
+
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"resuming from the backup after epoch {saved_epoch}" in result.stdout
+    assert os.path.exists(os.path.join(out, "best_model.keras"))
+    assert not os.path.exists(metadata)  # Keras removes the backup once fit ends

@@ -34,6 +34,10 @@ class DataError(Exception):
     """
 
 
+class TrainingFailedError(RuntimeError):
+    """Training or a search could not produce a model (e.g. a NaN loss); the message says why."""
+
+
 class TaskUnavailableError(Exception):
     """A registered task whose module is not part of this installation."""
 
@@ -74,6 +78,7 @@ __all__ = [
     "REGISTRY",
     "Task",
     "TaskUnavailableError",
+    "TrainingFailedError",
     "available_tasks",
     "load_task",
 ]

@@ -169,7 +169,8 @@ def _callbacks(task, args, data, log_dir):
     from keras_gated.tuning.tuners import trial_callbacks
 
     sample = task.monitor_sample(data) if args.gate_monitor else None
-    return trial_callbacks(log_dir, gate_monitor_sample=sample)
+    describe = getattr(data, "describe_batch", None)
+    return trial_callbacks(log_dir, gate_monitor_sample=sample, describe_batch=describe)
 
 
 def _train(task, args, data, hypermodel, strategy):
@@ -184,10 +185,11 @@ def _train(task, args, data, hypermodel, strategy):
     values = dict(hp.values)
     print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
     log_dir = os.path.join(args.output, "logs", "train")
+    backup = _backup_and_restore(task, args, values)
     model.fit(
         **task.fit_kwargs(args, data),
         epochs=args.epochs,
-        callbacks=_callbacks(task, args, data, log_dir),
+        callbacks=_callbacks(task, args, data, log_dir) + [backup],
         verbose=args.verbose,
     )
     metrics = task.evaluate(model, data, args)
@@ -197,6 +199,41 @@ def _train(task, args, data, hypermodel, strategy):
     _write_json(os.path.join(args.output, "results.json"), results)
     _print_json(results)
     return results
+
+
+def _backup_and_restore(task, args, values):
+    """`keras.callbacks.BackupAndRestore` in `OUTPUT/backup/train`.
+
+    Killed mid-fit, the same command resumes after the last completed epoch.
+    A backup of another run (other hyperparameters, batch size or seed) is
+    removed rather than loaded. Keras deletes the backup when fit ends.
+    """
+    import shutil
+
+    import keras
+
+    backup_dir = os.path.join(args.output, "backup", "train")
+    run = {"task": task.name, "hyperparameters": values, "batch_size": args.batch_size, "seed": args.seed}
+    stamp = os.path.join(backup_dir, "run.json")
+    if os.path.isdir(backup_dir):
+        try:
+            with open(stamp) as handle:
+                previous = json.load(handle)
+        except (OSError, json.JSONDecodeError):
+            previous = None
+        if previous != json.loads(json.dumps(run, default=_jsonable)):
+            print(f"keras-gated: removing the backup of another run in {backup_dir}", flush=True)
+            shutil.rmtree(backup_dir)
+        else:
+            try:
+                with open(os.path.join(backup_dir, "training_metadata.json")) as handle:
+                    epoch = json.load(handle)["epoch"]
+                print(f"keras-gated: resuming from the backup after epoch {epoch} in {backup_dir}", flush=True)
+            except (OSError, json.JSONDecodeError, KeyError):
+                pass
+    os.makedirs(backup_dir, exist_ok=True)
+    _write_json(stamp, run)
+    return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)
 
 
 def _tune(task, args, data, hypermodel, strategy):
@@ -244,12 +281,20 @@ def _tune(task, args, data, hypermodel, strategy):
             )
     except ImportError:  # TensorBoard's hparams plugin needs TensorFlow
         pass
-    tuner.search(
-        **task.fit_kwargs(args, data),
-        epochs=args.epochs,
-        callbacks=_callbacks(task, args, data, log_dir),
-        verbose=args.verbose,
-    )
+    from keras_gated.tuning.guards import TrainingFailedError
+
+    try:
+        tuner.search(
+            **task.fit_kwargs(args, data),
+            epochs=args.epochs,
+            callbacks=_callbacks(task, args, data, log_dir),
+            verbose=args.verbose,
+        )
+    except RuntimeError as error:
+        # The oracle stops the search after max_consecutive_failed_trials.
+        if "consecutive failures" not in str(error):
+            raise
+        raise TrainingFailedError(f"The search stopped: {error} {_failures(tuner)}") from None
     if distributed and not is_chief:
         record = {"tuner_id": tuner_id, "trials": tuner.trials_run}
         _write_json(os.path.join(args.output, f"tuner-{tuner_id}.json"), record)
@@ -261,7 +306,7 @@ def _tune(task, args, data, hypermodel, strategy):
 def _export_best_so_far(task, data, args, model_path):
     def hook(tuner, trial):
         best = tuner.oracle.get_best_trials(1)
-        if best and best[0].trial_id == trial.trial_id:
+        if best and best[0].trial_id == trial.trial_id and trial.status == "COMPLETED":
             task.export(_load_trial_model(tuner, trial), data, model_path, args)
             print(f"keras-gated: trial {trial.trial_id} is the best so far -> {model_path}", flush=True)
 
@@ -290,8 +335,11 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
                 **metrics,
             }
         )
+    from keras_gated.tuning.guards import TrainingFailedError
+    from keras_gated.tuning.tuners import failed_trials
+
     if not rows:
-        raise RuntimeError("The search completed no trial; see the messages above.")
+        raise TrainingFailedError(f"The search completed no trial. {_failures(tuner)}")
     best = rows[0]
     task.export(_load_trial_model(tuner, trials[0]), data, model_path, args)
     results = {
@@ -300,6 +348,8 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
         "best": best,
         "model": model_path,
         "trials": rows,
+        # Trials that stopped at a non-finite loss: no score, never the best.
+        "failed_trials": [{"trial": t, "message": m} for t, m in failed_trials(tuner)],
         # Trials this process trained; fewer than `trials` after a resume.
         "trained_by_this_run": list(tuner.trials_run),
     }
@@ -313,6 +363,13 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
     print(f"Saved {model_path}; results in {os.path.join(args.output, 'results.json')}")
     print(f"TensorBoard: tensorboard --logdir {os.path.join(args.output, 'logs')}")
     return results
+
+
+def _failures(tuner):
+    from keras_gated.tuning.tuners import failed_trials
+
+    failed = failed_trials(tuner)
+    return " ".join(f"Trial {t} failed: {m}" for t, m in failed) or "See the messages above."
 
 
 def format_table(rows, objective, metric_names):

@@ -437,6 +437,20 @@ def _sentiment_hypermodel_class():
     from keras_gated.tuning import GatedHyperModel
     from keras_gated.tuning import check_cell
 
+    @keras.saving.register_keras_serializable(package="keras_gated_sentiment")
+    class MaskedMean(keras.layers.Layer):
+        """Mean over the unmasked steps, sum / max(count, 1): zeros for a fully masked row."""
+
+        def call(self, inputs, mask=None):
+            if mask is None:
+                return keras.ops.mean(inputs, axis=1)
+            weights = keras.ops.expand_dims(keras.ops.cast(mask, inputs.dtype), -1)
+            total = keras.ops.sum(keras.ops.where(weights > 0, inputs, 0.0), axis=1)
+            return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+
+        def compute_mask(self, inputs, mask=None):
+            return None
+
     class SentimentHyperModel(GatedHyperModel):
         """Embedding → recurrent block (or bag of words) → Dense softmax.
 
@@ -465,7 +479,9 @@ def _sentiment_hypermodel_class():
             x = keras.layers.Embedding(self.vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
             recurrent = self.recurrent_hparams(hp)
             if recurrent["cell"] == BAG_OF_WORDS:
-                x = keras.layers.GlobalAveragePooling1D(name="bag_of_words")(x)
+                # The mean over the unmasked words; a text with none (empty
+                # after standardisation) averages to zeros, not 0/0 = NaN.
+                x = MaskedMean(name="bag_of_words")(x)
                 x = keras.layers.Dense(recurrent["units"], activation="relu", name="hidden")(x)
             else:
                 x = self.recurrent_block(x, recurrent)

@@ -29,6 +29,9 @@ import os
 import keras
 import keras_tuner
 
+from keras_gated.tuning.guards import NonFiniteLossError
+from keras_gated.tuning.guards import StopOnNonFiniteLoss
+
 TUNER_KINDS = ("random", "bayesian", "hyperband", "grid")
 
 
@@ -41,14 +44,23 @@ class _GatedTunerMixin:
         super().__init__(*args, **kwargs)
 
     def run_trial(self, trial, *args, **kwargs):
-        callbacks = kwargs.get("callbacks")
-        if callbacks:
-            kwargs["callbacks"] = [_for_trial(cb, trial.trial_id) for cb in callbacks]
-        return super().run_trial(trial, *args, **kwargs)
+        callbacks = list(kwargs.get("callbacks") or [])
+        if not any(isinstance(cb, StopOnNonFiniteLoss) for cb in callbacks):
+            callbacks.append(StopOnNonFiniteLoss())
+        kwargs["callbacks"] = [_for_trial(cb, trial.trial_id) for cb in callbacks]
+        try:
+            return super().run_trial(trial, *args, **kwargs)
+        except NonFiniteLossError as error:
+            # KerasTuner marks a trial that raises FailedTrialError as FAILED:
+            # it gets no score and is never the best trial.
+            raise keras_tuner.errors.FailedTrialError(f"Trial {trial.trial_id}: {error}") from error
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         self.trials_run.append(trial.trial_id)
+        if trial.status == keras_tuner.engine.trial.TrialStatus.FAILED:
+            reason = (trial.message or "").strip().splitlines()[-1:] or ["(no message)"]
+            print(f"keras-gated: trial {trial.trial_id} FAILED: {reason[0]}", flush=True)
         for hook in self.trial_end_hooks:
             hook(self, trial)
 
@@ -197,7 +209,7 @@ def make_tuner(
     raise ValueError(f"Unknown tuner `kind`: {kind!r}. Accepted values: {', '.join(TUNER_KINDS)}.")
 
 
-def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=()):
+def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(), describe_batch=None):
     """The callbacks a task passes to `tuner.search` (or `model.fit`).
 
     Args:
@@ -211,12 +223,17 @@ def trial_callbacks(log_dir, gate_monitor_sample=None, histogram_freq=0, extra=(
         histogram_freq: Passed to `keras.callbacks.TensorBoard`.
         extra: More callbacks (a callback with a `log_dir` attribute gets a
             per-trial directory).
+        describe_batch: Given to `StopOnNonFiniteLoss` (always in the list),
+            which raises `NonFiniteLossError` at a NaN or Inf loss.
 
     Raises:
         ValueError: `gate_monitor_sample` is given but this version of
             keras_gated has no `callbacks.GateMonitor`.
     """
-    callbacks = [keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=histogram_freq)]
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=log_dir, histogram_freq=histogram_freq),
+        StopOnNonFiniteLoss(describe_batch),
+    ]
     if gate_monitor_sample is not None:
         callbacks.append(make_gate_monitor(log_dir, gate_monitor_sample))
     callbacks.extend(extra)
@@ -238,8 +255,22 @@ def make_gate_monitor(log_dir, sample):
 
 
 def completed_trials(tuner):
-    """The tuner's completed trials, best first (by its objective)."""
-    return tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
+    """The tuner's completed trials, best first (by its objective); failed ones are left out.
+
+    (`oracle.get_best_trials` pads its answer with unfinished and failed
+    trials when it has fewer completed ones than asked for.)
+    """
+    best = tuner.oracle.get_best_trials(num_trials=len(tuner.oracle.trials))
+    return [t for t in best if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED]
+
+
+def failed_trials(tuner):
+    """`(trial_id, message)` of the trials the oracle marked FAILED."""
+    return [
+        (t.trial_id, ((t.message or "").strip().splitlines() or [""])[-1])
+        for t in tuner.oracle.trials.values()
+        if t.status == keras_tuner.engine.trial.TrialStatus.FAILED
+    ]
 
 
 def write_hparams_config(log_dir, hypermodel_space, metrics):
