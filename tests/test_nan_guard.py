@@ -78,3 +78,9 @@ def test_a_trial_that_goes_nan_is_recorded_as_failed_not_scored(tmp_path):
     failed = failed_trials(tuner)
     assert len(failed) == 1
     assert "epoch 1, batch 1" in failed[0][1]
+
+
+def test_texts_empty_after_standardisation_are_counted():
+    vectorizer = sentiment.make_vectorizer(["a good film", "a bad film"], 100, 6)
+    assert sentiment.count_empty_texts(["!!!", "a film", "", "?.,"], vectorizer) == 3
+    assert sentiment.count_empty_texts([], vectorizer) == 0

@@ -414,6 +414,16 @@ def make_vectorizer(train_texts, max_tokens=20000, sequence_length=64):
     return vectorizer
 
 
+def count_empty_texts(texts, vectorizer):
+    """How many texts have no token left after the vectorizer's standardisation."""
+    if not len(texts):
+        return 0
+    import numpy as np
+
+    tokens = np.asarray(vectorizer(list(texts)))
+    return int(np.sum(np.all(tokens == 0, axis=-1)))
+
+
 def make_dataset(texts, labels, vectorizer, batch_size, shuffle_seed=None, drop_remainder=False):
     """`tf.data`: (raw strings, labels) → batched (token ids, labels), vectorized in the pipeline.
 
@@ -654,6 +664,19 @@ class SentimentTask(Task):
             f"vocabulary {vectorizer.vocabulary_size()}",
             flush=True,
         )
+        empty = {
+            name: count_empty_texts(texts, vectorizer)
+            for name, texts in (("train", splits.train_texts), ("validation", splits.val_texts),
+                                ("test", splits.test_texts))
+        }
+        if any(empty.values()):
+            # Kept: their tokens are all padding, which every model here handles
+            # (the bag of words averages no words to zeros).
+            print(
+                "keras-gated: texts empty after standardisation (kept, read as no words): "
+                + ", ".join(f"{count} {name}" for name, count in empty.items()),
+                flush=True,
+            )
         even = getattr(args, "replicas", 1) > 1
         if even and len(splits.val_texts) < args.batch_size:
             raise DataError(
