@@ -123,8 +123,15 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
         outputs = layer(xt, mask=None if mask is None else torch.tensor(mask),
                         training=training, initial_state=initial_state)
         loss = sum((o * torch.tensor(w)).sum() for o, w in zip(outputs, loss_weights(outputs)))
-        grads = torch.autograd.grad(loss, [xt] + [w.value for w in weights])
-        return numpy(outputs), [g.detach().cpu().numpy() for g in grads]
+        sources = [xt] + [w.value for w in weights]
+        # A weight the step never reads (a 1-level Grid's depth kernel, say)
+        # has a zero gradient, as TensorFlow and JAX report it.
+        grads = torch.autograd.grad(loss, sources, allow_unused=True)
+        return numpy(outputs), [
+            np.zeros(tuple(s.shape), "float64" if s.dtype == torch.float64 else "float32")
+            if g is None else g.detach().cpu().numpy()
+            for g, s in zip(grads, sources)
+        ]
     import jax
 
     trainable = [w.value for w in weights]
