@@ -8,33 +8,19 @@ Bidirectional, dropout, a fit step (plain, with dropout, stateful),
 get_config and `.keras` round trips; Highway with both carry gates.
 """
 
-import os
-import subprocess
-import sys
 
 import pytest
+
+from backend_process import run_script
 
 from gated_cases import RNN_CASES
 from gated_cases import RNN_CLASSES
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TESTS_DIR)
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_every_block_on_backend(backend):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": os.pathsep.join([REPO_ROOT, TESTS_DIR]),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        "JAX_PLATFORMS": "cpu",
-    }
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS_DIR, "backend_smoke.py")],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-    )
+    result = run_script("backend_smoke.py", backend, timeout=900)
     output = result.stdout + result.stderr
     assert f"BACKEND {backend}" in result.stdout, output
     assert "FAIL" not in result.stdout, output

@@ -9,11 +9,10 @@ TensorFlow here, BACKEND_EXAMPLES on JAX and on PyTorch in a subprocess
 (`fuzz_script.py`); derandomized, so every run draws the same examples.
 """
 
-import os
-import subprocess
-import sys
 
 import pytest
+
+from backend_process import run_script
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
@@ -23,8 +22,6 @@ from fuzz_cases import configs
 
 TF_EXAMPLES = 60
 BACKEND_EXAMPLES = 15
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TESTS_DIR)
 
 
 @settings(max_examples=TF_EXAMPLES, deadline=None, derandomize=True,
@@ -36,19 +33,7 @@ def test_fuzz_paths_and_references_on_tensorflow(config):
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_fuzz_on_backend(backend):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": os.pathsep.join([REPO_ROOT, TESTS_DIR]),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        "JAX_PLATFORMS": "cpu",
-        "FUZZ_EXAMPLES": str(BACKEND_EXAMPLES),
-    }
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS_DIR, "fuzz_script.py")],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run_script("fuzz_script.py", backend, timeout=600, FUZZ_EXAMPLES=str(BACKEND_EXAMPLES))
     output = result.stdout + result.stderr
     assert f"BACKEND {backend}" in result.stdout, output
     assert "FAIL" not in result.stdout, output

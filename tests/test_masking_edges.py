@@ -10,11 +10,10 @@ checks in `edge_script.py` (one configuration per class and the stacks,
 each mask pattern in one direction, to stay within the suite's time).
 """
 
-import os
-import subprocess
-import sys
 
 import pytest
+
+from backend_process import run_script
 
 from edge_cases import BACKEND_CASES
 from edge_cases import LAYER_CASES
@@ -23,8 +22,6 @@ from edge_cases import MASKS
 from edge_cases import check_edges
 from edge_cases import stateful_batch_error
 
-TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
-REPO_ROOT = os.path.dirname(TESTS_DIR)
 
 
 @pytest.fixture
@@ -76,18 +73,7 @@ def test_stateful_batch_checked_when_a_graph_runs_for_any_batch_size():
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_mask_edges_and_stateful_on_backend(backend):
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": backend,
-        "PYTHONPATH": os.pathsep.join([REPO_ROOT, TESTS_DIR]),
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "CUDA_VISIBLE_DEVICES": "",
-        "JAX_PLATFORMS": "cpu",
-    }
-    result = subprocess.run(
-        [sys.executable, os.path.join(TESTS_DIR, "edge_script.py")],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run_script("edge_script.py", backend, timeout=600)
     output = result.stdout + result.stderr
     assert f"BACKEND {backend}" in result.stdout, output
     assert "FAIL" not in result.stdout, output
