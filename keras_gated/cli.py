@@ -14,6 +14,7 @@ import sys
 
 from keras_gated import tasks as task_registry
 from keras_gated.tasks import runner
+from keras_gated.tasks.base import SavedModelError
 
 
 def _top_parser():
@@ -66,6 +67,7 @@ def main(argv=None):
         task_registry.DataError,
         task_registry.TaskUnavailableError,
         task_registry.TrainingFailedError,
+        SavedModelError,
         ValueError,
     ) as error:
         print(f"keras-gated: error: {error}", file=sys.stderr)

@@ -857,6 +857,8 @@ class GatedRNN(keras.layers.RNN):
     def call(self, sequences, initial_state=None, mask=None, training=False):
         if self.stateful:
             self._check_stateful_batch(sequences, initial_state)
+        if mask is not None:
+            self._check_mask_shape(sequences, mask)
         return super().call(
             sequences, mask=mask, training=training, initial_state=initial_state
         )
@@ -874,6 +876,25 @@ class GatedRNN(keras.layers.RNN):
         reset.
         """
         self.reset_state()
+
+    def _check_mask_shape(self, sequences, mask):
+        """Raises unless `mask` is (batch, timesteps) of `sequences`.
+
+        `keras.layers.RNN` slices whatever mask it is given, so a mask of the
+        wrong length would mask the wrong steps without a word. Only static
+        sizes are compared; an unknown size is the caller's to keep right.
+        """
+        mask_shape = tuple(tree.flatten(mask)[0].shape)
+        expected = tuple(tree.flatten(sequences)[0].shape[:2])
+        if len(mask_shape) != 2 or any(
+            given is not None and wanted is not None and given != wanted
+            for given, wanted in zip(mask_shape, expected)
+        ):
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}': the mask has shape {mask_shape}, but the "
+                f"input sequences are {expected} (batch, timesteps). Pass a boolean mask of "
+                "shape (batch, timesteps), True where a step is real."
+            )
 
     def _check_stateful_batch(self, sequences, initial_state):
         """Raises unless a stateful call's batch size is the states' batch size.

@@ -12,6 +12,7 @@ present in this version is reported clearly instead of crashing.
 import importlib
 
 from keras_gated.tasks.base import Command
+from keras_gated.tasks.base import DataError
 from keras_gated.tasks.base import Task
 
 REGISTRY = {
@@ -24,14 +25,6 @@ EXTRA_COMMANDS = {
     "translate": "translation",
     "caption": "captioning",
 }
-
-
-class DataError(Exception):
-    """Data cannot be loaded; the message tells the user what to do.
-
-    The command line prints the message alone (no stack trace) and exits
-    with status 2.
-    """
 
 
 class TrainingFailedError(RuntimeError):

@@ -41,9 +41,11 @@ import io
 import json
 import os
 import random
+import zlib
 
 from keras_gated.tasks import DataError
-from keras_gated.tasks.base import network_available
+from keras_gated.tasks.base import load_saved_model
+from keras_gated.tasks.base import prepared_tfds_builder
 from keras_gated.tasks.base import Task
 from keras_gated.tasks import sentiment_sample
 
@@ -122,6 +124,8 @@ def read_table(path, text_column=None, label_column=None, file_format=None, head
     Raises:
         DataError: naming the file and the line for any problem.
     """
+    if os.path.isdir(path):
+        raise DataError(f"{path}: a folder, not a file; give the .csv, .tsv or .jsonl file in it.")
     if not os.path.isfile(path):
         raise DataError(f"{path}: no such file.")
     stem = path[:-3] if path.endswith(".gz") else path
@@ -132,16 +136,22 @@ def read_table(path, text_column=None, label_column=None, file_format=None, head
         )
     opener = gzip.open if path.endswith(".gz") else open
     try:
-        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        # utf-8-sig: a byte-order mark (Excel writes one) is not part of the header.
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as handle:
             content = handle.read()
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error}).") from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise DataError(f"{path}: not a complete gzip file ({error}); copy it again or unzip it.") from None
     if not content.strip():
         raise DataError(f"{path}: the file is empty.")
     text_column, label_column = _column_spec(text_column), _column_spec(label_column)
     if file_format == "jsonl":
         return _read_jsonl(path, content, text_column, label_column)
     delimiter = delimiter or ("," if file_format == "csv" else "\t")
+    # A review may be longer than the csv module's default field limit
+    # (128 KiB); the file's own size bounds every field.
+    csv.field_size_limit(max(csv.field_size_limit(), len(content) + 1))
     rows = [(number, row) for number, row in enumerate(csv.reader(io.StringIO(content), delimiter=delimiter), 1) if row]
     return _read_rows(path, rows, text_column, label_column, header)
 
@@ -181,9 +191,11 @@ def _read_rows(path, rows, text_column, label_column, header):
     for number, row in rows[1:] if has_header else rows:
         for index, what, option in ((text_index, "text", "--text-column"), (label_index, "label", "--label-column")):
             if not -len(row) <= index < len(row):
+                unclosed = " A field holds a line break: is a quote left open?" if any(
+                    "\n" in field for field in row) else ""
                 raise DataError(
                     f"{path}, line {number}: no column {index} for the {what} (the line has "
-                    f"{len(row)} columns); check {option} and the delimiter."
+                    f"{len(row)} columns); check {option} and the delimiter.{unclosed}"
                 )
         text, label = row[text_index].strip(), row[label_index].strip()
         if not label:
@@ -235,6 +247,10 @@ def _read_jsonl(path, content, text_column, label_column):
                     f"{', '.join(repr(k) for k in keys)}. Set {option}."
                 )
             values.append(record[column])
+        if values[1] is None or not str(values[1]).strip():
+            raise DataError(f"{path}, line {number}: the label is empty.")
+        if values[0] is None:
+            raise DataError(f"{path}, line {number}: the text is null; use \"\" for an empty text.")
         texts.append(str(values[0]))
         labels.append(str(values[1]).strip())
     if not texts:
@@ -289,21 +305,7 @@ def read_tfds(name, data_dir=None, text_column=None, label_column=None, max_exam
     """
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except (tfds.core.registered.DatasetNotFoundError, ValueError) as error:
-        raise DataError(
-            f"--data {name!r} is not a file, 'sample', nor a tensorflow-datasets name "
-            f"({str(error).splitlines()[0]})."
-        ) from None
-    if not builder.is_prepared():
-        where = data_dir or os.path.dirname(os.path.dirname(builder.data_dir))
-        if not network_available():
-            raise DataError(offline_message(name, where))
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # any download failure: tell the user what to do instead
-            raise DataError(f"{offline_message(name, where)} (download failed: {error})") from None
+    builder = prepared_tfds_builder(name, data_dir, lambda where: offline_message(name, where))
     known = TFDS_SOURCES.get(name, {})
     features = builder.info.features
     text_key = text_column or known.get("text") or _first_feature(features, "string")
@@ -573,11 +575,7 @@ def load_classifier(path):
     """Loads a model saved by `keras-gated train/tune sentiment` as a `SentimentClassifier`."""
     import keras
 
-    import keras_gated  # noqa: F401  (registers the cells for deserialization)
-
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such model file.")
-    model = keras.saving.load_model(path)
+    model = load_saved_model(path, keras.Model, made_by="keras-gated train|tune sentiment", compile=True)
     metadata = {}
     if os.path.isfile(_metadata_path(path)):
         with open(_metadata_path(path)) as handle:

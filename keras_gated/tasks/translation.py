@@ -45,7 +45,7 @@ from keras_gated.tasks import Command
 from keras_gated.tasks import DataError
 from keras_gated.tasks.base import Task
 # One offline check for every task (`KERAS_GATED_OFFLINE=1` forces it).
-from keras_gated.tasks.base import network_available
+from keras_gated.tasks.base import prepared_tfds_builder
 from keras_gated.text import Tokenizer
 from keras_gated.text import Vocabulary
 
@@ -135,27 +135,16 @@ def read_tfds_pairs(name, data_dir=None, source_column=None, target_column=None,
     """
     import tensorflow_datasets as tfds
 
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as error:  # tfds raises several types for a bad name
-        raise DataError(
-            f"--data {name!r} is not a file, 'sample', nor a tensorflow-datasets "
-            f"name ({str(error).splitlines()[0]})."
-        ) from None
-    if not builder.is_prepared():
-        message = (
+    def offline(where):
+        return (
             f"Cannot get the tensorflow-datasets set {name!r}: it is not prepared "
-            f"in {data_dir or builder.data_dir} and this machine cannot reach the "
-            "download server. Use the embedded sample (--data sample), a local "
-            "file of source<TAB>target lines (--data pairs.tsv), or prepare the "
-            "set on a machine with network access and pass --tfds-dir."
+            f"in {where} and this machine cannot reach the download server. Use the "
+            "embedded sample (--data sample), a local file of source<TAB>target lines "
+            "(--data pairs.tsv), or prepare the set on a machine with network access "
+            "and pass --tfds-dir."
         )
-        if not network_available():
-            raise DataError(message)
-        try:
-            builder.download_and_prepare()
-        except Exception as error:  # any download failure: say what to do
-            raise DataError(f"{message} (download failed: {error})") from None
+
+    builder = prepared_tfds_builder(name, data_dir, offline)
     keys = builder.info.supervised_keys or ()
     features = list(builder.info.features)
     source_key = source_column if source_column is not None else (keys[0] if keys else None)
@@ -395,13 +384,10 @@ class Translator:
     @classmethod
     def load(cls, path):
         """Loads a `.keras` file saved by the translation task."""
-        import keras
+        from keras_gated.seq2seq import Seq2Seq
+        from keras_gated.tasks.base import load_saved_model
 
-        import keras_gated.seq2seq  # noqa: F401  (registers Seq2Seq)
-
-        if not os.path.isfile(path):
-            raise DataError(f"{path}: no such model file.")
-        return cls(keras.saving.load_model(path, compile=False))
+        return cls(load_saved_model(path, Seq2Seq, made_by="keras-gated train|tune translation"))
 
     def save(self, path):
         self.model.save(path)

@@ -242,8 +242,11 @@ def read_captions_file(path, images_dir=None, skip_bad=False):
     skipped = []
     root = _image_root(path, images_dir)
     by_image = {}
-    with open(path, encoding="utf-8", newline="") as handle:
-        text = handle.read()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            text = handle.read()
+    except UnicodeDecodeError as error:
+        raise CaptionDataError(f"{path}: the captions file is not UTF-8 text ({error}).") from None
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
         raise CaptionDataError(f"The captions file {path} is empty.")
@@ -301,6 +304,8 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
             data = json.load(handle)
     except json.JSONDecodeError as error:
         raise CaptionDataError(f"{path} is not valid JSON: {error}") from None
+    except UnicodeDecodeError as error:
+        raise CaptionDataError(f"{path}: not UTF-8 text ({error}).") from None
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
         raise CaptionDataError(
             f"{path} is not a COCO-style captions file: expected the keys "
@@ -308,10 +313,16 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
         )
     root = images_dir or os.path.dirname(os.path.abspath(path))
     files = {}
-    for entry in data["images"]:
+    for n, entry in enumerate(data["images"]):
+        if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
+            raise CaptionDataError(
+                f"{path}, images[{n}]: expected an object with 'id' and 'file_name', got {str(entry)[:80]}."
+            )
         files[entry["id"]] = os.path.join(root, entry["file_name"])
     by_image = {}
     for n, note in enumerate(data["annotations"]):
+        if not isinstance(note, dict):
+            raise CaptionDataError(f"{path}, annotations[{n}]: expected an object, got {str(note)[:80]}.")
         image_id = note.get("image_id")
         where = f"{path}, annotations[{n}]"
         if image_id not in files:
@@ -331,25 +342,19 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
 
 def read_tfds(name, image_size, limit=None, data_dir=None, split="train"):
     """A tensorflow-datasets captioning set (e.g. `coco_captions`) in memory."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise CaptionDataError(
-            "tensorflow-datasets is not installed (pip install "
-            "'keras-gated[examples]'); or use a local folder or --data sample."
-        ) from None
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-        if not builder.is_prepared():
-            builder.download_and_prepare()
-        ds = builder.as_dataset(split=split)
-    except Exception as error:  # tfds raises many kinds when it cannot download
-        raise CaptionDataError(
-            f"Could not load the tensorflow-datasets set {name!r} "
-            f"({error.__class__.__name__}: {str(error)[:200]}). tfds needs the "
-            "network the first time it prepares a set. Offline, use a local "
-            "Flickr-style folder or COCO JSON (--data PATH) or --data sample."
-        ) from None
+    import tensorflow_datasets as tfds
+
+    from keras_gated.tasks.base import prepared_tfds_builder
+
+    def offline(where):
+        return (
+            f"Cannot get the tensorflow-datasets set {name!r}: it is not prepared in "
+            f"{where} and this machine cannot reach the download server. Offline, use a "
+            "local Flickr-style folder or COCO JSON (--data PATH) or --data sample."
+        )
+
+    builder = prepared_tfds_builder(name, data_dir, offline, error_class=CaptionDataError)
+    ds = builder.as_dataset(split=split)
     images, captions = [], []
     for example in tfds.as_numpy(ds.take(limit) if limit else ds):
         image = example.get("image")

@@ -330,20 +330,9 @@ def evaluate_saved(model_path, config):
 
 def load_model(path):
     """A saved `ImageCaptioner` (`.keras`)."""
-    if not os.path.isfile(path):
-        raise ValueError(f"No saved model at {path}.")
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except (TypeError, ValueError) as error:
-        raise ValueError(
-            f"{path} is not a keras-gated captioning model: {str(error)[:160]}"
-        ) from None
-    if not isinstance(model, ImageCaptioner):
-        raise ValueError(
-            f"{path} holds a {model.__class__.__name__}, not a captioning model "
-            "(ImageCaptioner) saved by `keras-gated train|tune captioning`."
-        )
-    return model
+    from keras_gated.tasks.base import load_saved_model
+
+    return load_saved_model(path, ImageCaptioner, made_by="keras-gated train|tune captioning")
 
 
 def read_images(paths, image_size, skip_bad=False):
