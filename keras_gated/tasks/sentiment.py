@@ -237,6 +237,12 @@ def _read_jsonl(path, content, text_column, label_column):
             (label_column, guessed[1], "label", "--label-column"),
         ):
             column = default if column is None else column
+            if column is None:
+                names = "/".join(_TEXT_NAMES if what == "text" else _LABEL_NAMES)
+                raise DataError(
+                    f"{path}, line {number}: no field for the {what}: the object has "
+                    f"{', '.join(repr(k) for k in keys)}, none named {names}. Set {option}."
+                )
             if isinstance(column, int):
                 if not -len(keys) <= column < len(keys):
                     raise DataError(f"{path}, line {number}: no field {column} for the {what}; check {option}.")
