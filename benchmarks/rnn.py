@@ -136,7 +136,15 @@ IMPLEMENTATIONS = {
     "keras.LSTM": ("keras", _keras_layer("LSTM"), lstm_macs, 1, True),
     "keras.GRU": ("keras", _keras_layer("GRU"), gru_macs, 1, True),
     "torch.LSTM": ("torch", None, lstm_macs, 1, True),
-    # Not in the default set: the generic cell-by-cell path, for comparison.
+    # Not in the default set: the generic fused loop (no fast path), and the
+    # generic cell-by-cell path, for comparison.
+    **{
+        f"{name}(fast_path=False)": (
+            "keras", _package_layer(name, fast_path=False), macs, 1, False
+        )
+        for name, macs in (("PeepholeLSTM", lstm_macs), ("CoupledLSTM", coupled_macs),
+                           ("UntiedLSTM", untied_macs), ("DepthGatedLSTM", depth_gated_macs))
+    },
     "PeepholeLSTM(fused=False)": (
         "keras", _package_layer("PeepholeLSTM", fused=False), lstm_macs, 1, False
     ),

@@ -159,6 +159,8 @@ def edge_results(layer_class, kwargs, mask_name, go_backwards):
         set_weights(layer)
         keras.utils.set_random_seed(3)
         results[path] = values_and_gradients(layer, x, mask)
+        if path == "fast" and layer.fast_path_unavailable_reason() is None:
+            assert layer.last_call_path == "fast", f"the fast path did not run: {layer.last_call_path}"
     return results
 
 

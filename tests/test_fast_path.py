@@ -149,8 +149,7 @@ except ValueError as error:
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_other_backends_fall_back_and_say_why(backend):
+def _run_other_backend(backend):
     env = {
         **os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": str(REPO_ROOT),
         "TF_CPP_MIN_LOG_LEVEL": "3", "JAX_PLATFORMS": "cpu", "CUDA_VISIBLE_DEVICES": "",
@@ -160,6 +159,30 @@ def test_other_backends_fall_back_and_say_why(backend):
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "PATH generic" in result.stdout
-    assert f"REASON the {backend} backend has no fast loop yet" in result.stdout
-    assert "RAISED" in result.stdout and "fast_path=True" in result.stdout
+    return result.stdout
+
+
+def test_torch_falls_back_and_says_why():
+    out = _run_other_backend("torch")
+    assert "PATH generic" in out
+    assert "REASON the torch backend has no fast loop yet" in out
+    assert "RAISED" in out and "fast_path=True" in out
+
+
+def test_jax_takes_its_fast_path():
+    out = _run_other_backend("jax")
+    assert "PATH fast" in out and "REASON None" in out
+    assert "RAISED" not in out
+
+
+def test_jax_fast_path_equals_the_generic_loop():
+    """Initial states, dropout, inference, stateful, fit under jit, fallbacks (jax_fast_script.py)."""
+    from backend_process import run_script
+
+    result = run_script("jax_fast_script.py", "jax", timeout=900)
+    output = result.stdout + result.stderr
+    assert "BACKEND jax" in result.stdout, output[-3000:]
+    assert "FAIL" not in result.stdout, output[-5000:]
+    assert result.returncode == 0, output[-3000:]
+    checks = int(result.stdout.split("CHECKS ")[1].split()[0])
+    assert checks >= 30 and result.stdout.count("OK ") == checks, result.stdout

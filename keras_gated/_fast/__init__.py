@@ -6,8 +6,8 @@ matrix product before the loop, and each step runs `cell.recurrent_step`
 (one fused `h_{t-1} @ recurrent_kernel` product). That generic path is what
 JAX and PyTorch run.
 
-This sub-package holds what only pays on one backend. It is imported lazily,
-so that a JAX or PyTorch user never imports TensorFlow:
+This sub-package holds what only pays on one backend. Its modules are
+imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
 
 * `keras_gated._fast.tensorflow.fused_rnn`: a time loop under
   `tf.custom_gradient`, cut into chunks of steps, that stores the per-step
@@ -21,6 +21,11 @@ so that a JAX or PyTorch user never imports TensorFlow:
 
 Inference calls (`training=False`) run both loops' forward part alone.
 
+* `keras_gated._fast.jax.fused_rnn`: one-layer cells on JAX, a `lax.scan`
+  under `jax.custom_vjp` over the same written backward step, with the
+  recurrent weight gradient as one product after the reverse scan. Stacks
+  and `unroll=True` run the generic loop on JAX.
+
 As Keras's `backend.lstm` does for cuDNN, `fast_loop(layer, ...)` runs the
 fast path that applies or raises `NotImplementedError` saying why none
 does; the layer then runs its generic path (`fast_path="auto"`) or turns the
@@ -31,7 +36,7 @@ same reason without running anything. This package never imports
 
 from keras import backend
 
-FAST_BACKENDS = ("tensorflow",)
+FAST_BACKENDS = ("tensorflow", "jax")
 
 
 def unavailable_reason(layer):
@@ -63,6 +68,14 @@ def unavailable_reason(layer):
             "(a prioritised GridLSTM, or a stack whose activations have no "
             "written derivative)"
         )
+    if name == "jax":
+        if _kind(cell) == "stack":
+            return (
+                "the jax fast loop runs one-layer cells; a stack of levels "
+                f"({cell.__class__.__name__} with several layers) runs the generic loop"
+            )
+        if layer.unroll:
+            return "unroll=True writes the loop out in Python, which the jax fast loop does not"
     return None
 
 
@@ -86,6 +99,19 @@ def fast_loop(layer, inputs, initial_state, mask, training):
     reason = unavailable_reason(layer)
     if reason is not None:
         raise NotImplementedError(reason)
+    if backend.backend() == "jax":
+        from keras_gated._fast import jax as jax_fast
+
+        return jax_fast.fused_rnn(
+            layer.cell,
+            inputs,
+            initial_state,
+            mask=mask,
+            training=training,
+            go_backwards=layer.go_backwards,
+            zero_output_for_mask=layer.zero_output_for_mask,
+            return_all_outputs=layer.return_sequences,
+        )
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn

@@ -1,0 +1,149 @@
+"""The JAX fast path against the generic loop, run by test_fast_path.py under KERAS_BACKEND=jax.
+
+Prints `OK <check>` or `FAIL <check>` with the traceback; exits 1 on a failure.
+Masking and `go_backwards` at the edges are in `edge_script.py`; here: initial
+states, recurrent dropout, inference, activations without a written
+derivative, stateful calls, `model.fit` under `jax.jit`, and the reasons
+stacks and `unroll=True` give for the generic loop.
+"""
+
+import sys
+import traceback
+
+import jax
+import keras
+import numpy as np
+
+import keras_gated as kg
+from edge_cases import assert_close
+from edge_cases import data
+from edge_cases import make_layer
+from edge_cases import set_weights
+from edge_cases import values_and_gradients
+from gated_cases import RNN_CASES
+
+ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
+    ("depth-gated-1", kg.DepthGatedLSTM, {}),
+    ("peephole-relu", kg.PeepholeLSTM, {"activation": "relu"}),  # no written derivative
+]
+
+
+def compare(layer_class, kwargs, training=True, initial=False, **options):
+    batch, steps = 3, 5
+    x = data(batch, steps)
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool)
+    results, paths = {}, {}
+    for path in ("fast", "generic"):
+        layer = make_layer(layer_class, kwargs, path, **options)
+        layer.build((batch, steps, x.shape[-1]))
+        set_weights(layer)
+        state = None
+        if initial:
+            rng = np.random.default_rng(5)
+            state = [rng.standard_normal((batch, s)).astype("float32") for s in layer.cell.state_size]
+        keras.utils.set_random_seed(3)
+        results[path] = values_and_gradients(layer, x, mask, training=training, initial_state=state)
+        paths[path] = layer.last_call_path
+    assert paths == {"fast": "fast", "generic": "generic"}, paths
+    assert_close(results["generic"][0], results["fast"][0], "values")
+    assert_close(results["generic"][1], results["fast"][1], "gradients")
+
+
+def stateful(layer_class, kwargs):
+    outputs = {}
+    for path in ("fast", "generic"):
+        layer = layer_class(4, stateful=True, fast_path=path == "fast", **kwargs)
+        layer.build((2, 3, 3))
+        set_weights(layer)
+        first = layer(data(2, 3, seed=1))
+        second = layer(data(2, 3, seed=2))
+        assert layer.last_call_path == path
+        outputs[path] = [np.asarray(first), np.asarray(second)]
+    assert_close(outputs["generic"], outputs["fast"], "stateful outputs")
+    assert not np.allclose(outputs["fast"][1], 0)
+
+
+def fit(layer_class, kwargs):
+    """Two epochs of model.fit (jitted train steps) end at the same weights on both paths."""
+    x = data(16, 6, seed=4)
+    y = np.random.default_rng(4).standard_normal((16, 2)).astype("float32")
+    weights = {}
+    for path in ("fast", "generic"):
+        keras.utils.set_random_seed(7)
+        model = keras.Sequential([
+            keras.Input((6, 3)),
+            keras.layers.Masking(),
+            layer_class(4, recurrent_dropout=0.2, fast_path=path == "fast", **kwargs),
+            keras.layers.Dense(2),
+        ])
+        model.compile(keras.optimizers.Adam(0.01), "mse", jit_compile=True)
+        model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+        weights[path] = model.get_weights()
+    assert_close(weights["generic"], weights["fast"], "weights after fit", atol=1e-4)
+
+
+def fallbacks():
+    x = data(2, 3)
+    stack = kg.DepthGatedLSTM(4, num_layers=2)
+    stack(x)
+    assert stack.last_call_path == "generic"
+    assert "one-layer cells" in stack.fast_path_unavailable_reason()
+    unrolled = kg.CoupledLSTM(4, unroll=True)
+    unrolled(x)
+    assert unrolled.last_call_path == "generic"
+    assert "unroll=True" in unrolled.fast_path_unavailable_reason()
+    try:
+        kg.GridLSTM(4, depth=2, fast_path=True)(x)
+    except ValueError as error:
+        assert "fast_path=True" in str(error) and "one-layer cells" in str(error)
+    else:
+        raise AssertionError("fast_path=True on a JAX stack did not raise")
+
+
+def inference_under_jit():
+    layer = kg.UntiedLSTM(4, return_sequences=True)
+    layer.build((2, 5, 3))
+    set_weights(layer)
+    x = data(2, 5)
+    eager = np.asarray(layer(x))
+    trainable = [v.value for v in layer.trainable_variables]
+    others = [v.value for v in layer.non_trainable_variables]
+    jitted = jax.jit(lambda t, o, x: layer.stateless_call(t, o, x)[0])(trainable, others, x)
+    assert layer.last_call_path == "fast"
+    assert_close([eager], [np.asarray(jitted)], "jitted inference")
+
+
+def main():
+    print("BACKEND", keras.backend.backend(), flush=True)
+    checks = []
+    for case_id, layer_class, kwargs in ONE_LAYER:
+        checks += [
+            (f"{case_id} mask", compare, (layer_class, kwargs), {}),
+            (f"{case_id} initial state backwards", compare, (layer_class, kwargs),
+             {"initial": True, "go_backwards": True}),
+            (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
+             {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
+            (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
+        ]
+    # One class each, within the suite's time: the untied cell (a weight
+    # matrix inside the step) and the one-layer depth-gated cell.
+    for case_id, layer_class, kwargs in ONE_LAYER[-3:-1]:
+        checks.append((f"{case_id} stateful", stateful, (layer_class, kwargs), {}))
+    checks.append(("untied fit", fit, (kg.UntiedLSTM, {}), {}))
+    checks.append(("fallbacks", fallbacks, (), {}))
+    checks.append(("inference under jit", inference_under_jit, (), {}))
+    failed = 0
+    for name, function, args, options in checks:
+        try:
+            function(*args, **options)
+        except Exception:
+            failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
+        else:
+            print(f"OK {name}", flush=True)
+    print("CHECKS", len(checks), flush=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
