@@ -132,9 +132,8 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
 
     def step(z_t, states):
-        # training=False: the loop applies the recurrent dropout mask itself.
-        with cell.preactivations_given():
-            output, new_states = cell.recurrent_step(z_t, list(states), False)
+        # The loop has applied the recurrent dropout mask itself.
+        output, new_states, _ = cell.preactivation_step(z_t, list(states))
         return output, list(new_states)
 
     def masked(mask_t, output, new_states, states):
@@ -147,8 +146,10 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
             [jnp.where(mask_t, new, old) for new, old in zip(new_states, states)],
         )
 
-    def forward(projected, states, values):
-        """The forward scan; returns outputs, final states and what the backward scan needs."""
+    def forward(projected, states, values, keep):
+        """The forward scan: outputs, final states and, with `keep`, what the
+        backward scan needs (each step's pre-activations and the states it
+        starts from); an inference call keeps nothing."""
         recurrent_kernel = values[0]
 
         def forward_step(states, xs):
@@ -156,12 +157,13 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
             r_t = recurrent_input(states[0]) @ recurrent_kernel
             z_t = cell.full_preactivations(p_t, r_t)
             output, new_states = masked(mask_t, *step(z_t, states), states)
-            return new_states, (output, z_t, states)
+            return new_states, ((output, z_t, states) if keep else output)
 
         with weights.bound(values):
-            final_states, (outputs, z, states_in) = jax.lax.scan(
-                forward_step, list(states), (projected, step_mask)
-            )
+            final_states, per_step = jax.lax.scan(forward_step, list(states), (projected, step_mask))
+        if not keep:
+            return per_step, final_states, None
+        outputs, z, states_in = per_step
         return outputs, final_states, (z, states_in)
 
     def written_step_backward(z_t, states_t, d_new, values):
@@ -232,11 +234,11 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
 
     @jax.custom_vjp
     def loop(projected, states, values):
-        outputs, final_states, _ = forward(projected, states, values)
+        outputs, final_states, _ = forward(projected, states, values, keep=False)
         return outputs, final_states
 
     def loop_forward(projected, states, values):
-        outputs, final_states, kept = forward(projected, states, values)
+        outputs, final_states, kept = forward(projected, states, values, keep=True)
         return (outputs, final_states), (kept, values)
 
     loop.defvjp(loop_forward, backward)

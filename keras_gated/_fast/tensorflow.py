@@ -180,12 +180,11 @@ def fused_rnn(
 
     def masked_step(z_t, mask_t, states, prev_output):
         """The step from its full pre-activations, with Keras's masking rules."""
-        # training=False: the loop applies the recurrent dropout mask itself
+        # The loop applies the recurrent dropout mask itself
         # (recurrent_input) and hands the cell its pre-activations. Asking
         # the cell for its mask here would draw a fresh one in the backward
         # loop, which runs after keras.layers.RNN has reset the cached masks.
-        with cell.preactivations_given():
-            output, new_states = cell.recurrent_step(z_t, list(states), False)
+        output, new_states, _ = cell.preactivation_step(z_t, list(states))
         return _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output)
 
     def recurrent_input(h_tm1):

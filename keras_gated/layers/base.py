@@ -177,11 +177,12 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     recurrent_gates = "ifco"
     peephole_choices = ""
     default_peepholes = ""
-    # True when `gated_step` reaches `recurrent_kernel` only through
-    # `gate_inputs`: the TensorFlow fast path (`keras_gated._fast.tensorflow`)
-    # then hands it its pre-activations precomputed (`preactivations_given`) and differentiates the rest of the step with
-    # `step_backward` (or automatically, for a cell without one). A cell that uses
-    # `recurrent_kernel` any other way must leave this False.
+    # True when the step is `preactivation_step` after the one product
+    # `recurrent_product` (the default `gated_step`): a fused loop
+    # (`keras_gated._fast`) can then compute `U h_{t-1}` itself, run
+    # `preactivation_step` on the full pre-activations and go backwards
+    # with `step_backward` (or automatically, for a cell without one). A
+    # cell that uses `recurrent_kernel` any other way must leave this False.
     deferred_recurrent_product = False
 
     def __init__(
@@ -395,26 +396,6 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """`U h_{t-1}`, the one recurrent matrix product of a step."""
         return ops.matmul(h_tm1, self.recurrent_kernel)
 
-    @contextlib.contextmanager
-    def preactivations_given(self):
-        """Within the block, the step's `projected` are its full pre-activations.
-
-        The fast path computes `U h_{t-1}` itself (so that it can take its
-        gradient with one large product after the loop) and adds it with
-        `full_preactivations`; the step then skips its own product.
-        """
-        self._preactivations_given = True
-        try:
-            yield
-        finally:
-            self._preactivations_given = False
-
-    def gate_inputs(self, projected, h_tm1):
-        """Adds `U h_{t-1}` to the projected inputs; returns {gate: pre-activation}."""
-        if getattr(self, "_preactivations_given", False):
-            return self.split_gates(projected)
-        return self.split_gates(projected, self.recurrent_product(h_tm1))
-
     def split_gates(self, projected, recurrent=None):
         """{gate: pre-activation} from `W x + b` and the product `U h_{t-1}`.
 
@@ -625,7 +606,19 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def gated_step(self, projected, states, training=False):
         """One step: returns `(output, new_states, gates)`.
 
-        `gates` is a dict from gate name to its activation at this step.
+        `gates` is a dict from gate name to its activation at this step. By
+        default the one recurrent product `U h_{t-1}` (after recurrent
+        dropout), then `preactivation_step`.
+        """
+        recurrent = self.recurrent_product(self.drop_recurrent(states[0], training))
+        return self.preactivation_step(self.full_preactivations(projected, recurrent), states)
+
+    def preactivation_step(self, preactivations, states):
+        """The rest of a step from its full pre-activations `W x + U h + b`.
+
+        `preactivations` has any extra projected columns after the gate
+        blocks (see `full_preactivations`). Returns `(output, new_states,
+        gates)` as `gated_step`; `step_backward` is its derivative.
         """
         raise NotImplementedError
 

@@ -56,9 +56,9 @@ class CoupledLSTMCell(GatedCell):
         o = σ(self.peep("o", z["o"], c))
         return f, g, c, o, φ(c)
 
-    def gated_step(self, projected, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
-        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+    def preactivation_step(self, preactivations, states):
+        c_tm1 = states[1]
+        z = self.split_gates(preactivations)
         f, _, c, o, φc = self.activate(z, c_tm1)
         h = o * φc
         return h, [h, c], {"forget": f, "output": o}

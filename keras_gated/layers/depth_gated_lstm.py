@@ -240,10 +240,20 @@ class DepthGatedLSTMCell(StackedGatedCell):
 
         `h_tm1` is already through recurrent dropout; returns (h, c, gates).
         """
-        z = self.gate_inputs(gate_inputs, h_tm1)
-        i, f, d, _, c, o, φc = self.activate(z, lower, c_tm1)
+        preactivations = self.full_preactivations(gate_inputs, self.recurrent_product(h_tm1))
+        return self.layer_preactivation_step(preactivations, lower, c_tm1)
+
+    def layer_preactivation_step(self, preactivations, lower, c_tm1):
+        """One layer at one step from its full gate pre-activations and l_t."""
+        i, f, d, _, c, o, φc = self.activate(self.split_gates(preactivations), lower, c_tm1)
         h = o * φc
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
+
+    def preactivation_step(self, preactivations, states):
+        """The one-layer cell's step from `[W x + U h + b ; l_t]`."""
+        gate_part, lower = ops.split(preactivations, [5 * self.units], axis=-1)
+        h, c, gates = self.layer_preactivation_step(gate_part, lower, states[1])
+        return h, [h, c], gates
 
     def step_backward(self, projected, states, d_new_states):
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
@@ -357,8 +367,7 @@ class _DepthGatedLevel:
         return self.layer.full_preactivations(input_product, recurrent_product)
 
     def forward(self, z, extra, states):
-        with self.layer.preactivations_given():
-            h, c, _ = self.layer.layer_step(z, extra, states[0], states[1])
+        h, c, _ = self.layer.layer_preactivation_step(z, extra, states[1])
         return [h, c], h, c
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):

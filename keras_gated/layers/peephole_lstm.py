@@ -65,9 +65,9 @@ class PeepholeLSTMCell(GatedCell):
         o = σ(self.peep("o", z["o"], c))
         return i, f, g, c, o, φ(c)
 
-    def gated_step(self, projected, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
-        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+    def preactivation_step(self, preactivations, states):
+        c_tm1 = states[1]
+        z = self.split_gates(preactivations)
         i, f, _, c, o, φc = self.activate(z, c_tm1)
         h = o * φc
         return h, [h, c], {"input": i, "forget": f, "output": o}

@@ -96,9 +96,9 @@ class UntiedLSTMCell(GatedCell):
         c = f * c_tm1 + i * g
         return i, f, o, untied, φc_tm1, read, g, c, φ(c)
 
-    def gated_step(self, projected, states, training=False):
-        h_tm1, c_tm1 = states[0], states[1]
-        z = self.gate_inputs(projected, self.drop_recurrent(h_tm1, training))
+    def preactivation_step(self, preactivations, states):
+        c_tm1 = states[1]
+        z = self.split_gates(preactivations)
         i, f, o, untied, _, _, _, c, φc = self.activate(z, c_tm1)
         h = o * φc
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
