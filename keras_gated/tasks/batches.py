@@ -170,7 +170,8 @@ class BatchNames:
         rows = self.rows(epoch, batch)
         named = ", ".join(repr(self.names[row]) for row in rows[: self.shown])
         more = f" and {len(rows) - self.shown} more" if len(rows) > self.shown else ""
-        return f"The batch holds {len(rows)} examples: {named}{more}."
+        examples = "example" if len(rows) == 1 else "examples"
+        return f"The batch holds {len(rows)} {examples}: {named}{more}."
 
 
 def _cut(text, width):
