@@ -212,6 +212,11 @@ def _backup_and_restore(task, args, values):
     Killed mid-fit, the same command resumes after the last completed epoch.
     A backup of another run (other hyperparameters, batch size or seed) is
     removed rather than loaded. Keras deletes the backup when fit ends.
+
+    The backup holds the weights and the optimizer state; the batch order
+    and the dropout seed counters are functions of (seed, epoch) set by
+    `keras_gated.tasks.batches.EpochSeeding`, so a seeded resumed run ends
+    with the model of an uninterrupted one.
     """
     import shutil
 
