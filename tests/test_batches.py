@@ -56,13 +56,34 @@ class _Interrupt(keras.callbacks.Callback):
             raise RuntimeError("interrupted")
 
 
+class _LoggedBatches(kb.ArrayBatches):
+    """Logs `("get", epoch, batch)` at every fetch."""
+
+    def __init__(self, log, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.log = log
+
+    def __getitem__(self, batch):
+        self.log.append(("get", self.epoch, batch))
+        return super().__getitem__(batch)
+
+
 def _fit(model, extra_callbacks=()):
-    """Three epochs; returns the (epoch, rows) of every training step."""
+    """Three epochs; returns the (epoch, rows) of every training step.
+
+    Also checks that Keras fetches an epoch's batches only after the
+    callbacks' `on_epoch_begin` (the TensorFlow adapter prefetches from a
+    generator it starts lazily), so that `EpochSeeding` is not too late.
+    """
     x = np.random.default_rng(0).normal(size=(12, 2)).astype("float32")
-    batches = kb.ArrayBatches((x, x[:, :1]), 4, seed=5)
+    log = []
+    batches = _LoggedBatches(log, (x, x[:, :1]), 4, seed=5)
     seen = []
 
     class Seen(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            log.append(("begin", epoch))
+
         def on_train_batch_begin(self, batch, logs=None):
             seen.append((batches.epoch, tuple(batches.rows(batch))))
 
@@ -71,6 +92,11 @@ def _fit(model, extra_callbacks=()):
         model.fit(batches, epochs=3, shuffle=False, verbose=0, callbacks=callbacks)
     except RuntimeError as error:
         assert str(error) == "interrupted"
+    begins = [index for index, entry in enumerate(log) if entry[0] == "begin"]
+    for start, end in zip(begins, begins[1:] + [len(log)]):
+        epoch = log[start][1]
+        fetched = [entry for entry in log[start + 1:end] if entry[0] == "get"]
+        assert all(entry[1] == epoch for entry in fetched), log
     return seen
 
 

@@ -21,7 +21,10 @@ in an epoch is made a function of the seed and the epoch number alone:
 
 `model.fit` must get `shuffle=False` with these batches: Keras would
 otherwise shuffle the batch indices with Python's global `random`, whose
-state a resumed process does not share.
+state a resumed process does not share. Keras fetches an epoch's batches
+only after the callbacks' `on_epoch_begin` (with TensorFlow, from a
+generator it starts at the epoch's first step), so the callback is in time;
+`tests/test_batches.py` fails if that changes.
 """
 
 import keras
