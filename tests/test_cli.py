@@ -206,12 +206,17 @@ def test_train_with_mirrored_strategy_over_two_logical_cpus(tmp_path):
 
 @pytest.mark.slow
 def test_train_killed_mid_fit_resumes_at_its_last_completed_epoch(tmp_path):
-    """A real SIGKILL after the first epoch's backup; the same command resumes after it."""
+    """A real SIGKILL after the first epoch's backup; the same command resumes after it
+    and ends with the model of an uninterrupted run (same batches, same dropout masks)."""
     import signal
 
+    import numpy as np
+
+    from keras_gated.tasks.sentiment import load_classifier
+
     out = str(tmp_path / "run")
-    command = _keras_gated("train", "sentiment", *TINY, "--hp", "cell=coupled", "--epochs", "6",
-                           "--output", out)
+    arguments = ("train", "sentiment", *TINY, "--hp", "cell=coupled", "--hp", "dropout=0.2", "--epochs", "6")
+    command = _keras_gated(*arguments, "--output", out)
     metadata = os.path.join(out, "backup", "train", "training_metadata.json")
     process = subprocess.Popen(command, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
@@ -232,3 +237,13 @@ def test_train_killed_mid_fit_resumes_at_its_last_completed_epoch(tmp_path):
     assert f"resuming from the backup after epoch {saved_epoch}" in result.stdout
     assert os.path.exists(os.path.join(out, "best_model.keras"))
     assert not os.path.exists(metadata)  # Keras removes the backup once fit ends
+
+    uninterrupted = str(tmp_path / "uninterrupted")
+    result = subprocess.run(_keras_gated(*arguments, "--output", uninterrupted), env=_env(),
+                            capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed_weights = load_classifier(os.path.join(out, "best_model.keras")).model.get_weights()
+    uninterrupted_weights = load_classifier(os.path.join(uninterrupted, "best_model.keras")).model.get_weights()
+    assert len(resumed_weights) == len(uninterrupted_weights)
+    for resumed, whole in zip(resumed_weights, uninterrupted_weights):
+        np.testing.assert_allclose(resumed, whole, rtol=1e-5, atol=1e-6)

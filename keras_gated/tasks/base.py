@@ -93,7 +93,14 @@ class Task:
         """Must: keyword arguments of `model.fit` / `tuner.search` for the
         training and validation splits: `x` (and `y`), `validation_data`,
         optionally `steps_per_epoch` etc. `epochs`, `callbacks` and
-        `verbose` are added by the runner."""
+        `verbose` are added by the runner.
+
+        For a resumed `train` to repeat an uninterrupted one, give `x` as a
+        `keras_gated.tasks.batches.EpochBatches` (its order a function of
+        the seed and the epoch; the runner adds the `EpochSeeding` callback
+        that tells it the epoch) with `shuffle=False`. The data object may
+        then carry `describe_batch(epoch, batch) -> str` (a `BatchNames`),
+        which the NaN guard quotes."""
         raise NotImplementedError
 
     def evaluate(self, model, data, args):

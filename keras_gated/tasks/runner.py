@@ -165,12 +165,16 @@ def run(task, command, args):
     return _tune(task, args, data, hypermodel, strategy)
 
 
-def _callbacks(task, args, data, log_dir):
+def _callbacks(task, args, data, log_dir, fit_kwargs):
+    from keras_gated.tasks.batches import epoch_seeding_callbacks
     from keras_gated.tuning.tuners import trial_callbacks
 
     sample = task.monitor_sample(data) if args.gate_monitor else None
     describe = getattr(data, "describe_batch", None)
-    return trial_callbacks(log_dir, gate_monitor_sample=sample, describe_batch=describe)
+    # The batch order and the dropout seeds of an epoch depend on the epoch
+    # number only, so a resumed fit repeats the epochs of an uninterrupted one.
+    seeding = epoch_seeding_callbacks(fit_kwargs)
+    return seeding + trial_callbacks(log_dir, gate_monitor_sample=sample, describe_batch=describe)
 
 
 def _train(task, args, data, hypermodel, strategy):
@@ -186,10 +190,11 @@ def _train(task, args, data, hypermodel, strategy):
     print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
     log_dir = os.path.join(args.output, "logs", "train")
     backup = _backup_and_restore(task, args, values)
+    fit_kwargs = task.fit_kwargs(args, data)
     model.fit(
-        **task.fit_kwargs(args, data),
+        **fit_kwargs,
         epochs=args.epochs,
-        callbacks=_callbacks(task, args, data, log_dir) + [backup],
+        callbacks=_callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
         verbose=args.verbose,
     )
     metrics = task.evaluate(model, data, args)
@@ -207,6 +212,11 @@ def _backup_and_restore(task, args, values):
     Killed mid-fit, the same command resumes after the last completed epoch.
     A backup of another run (other hyperparameters, batch size or seed) is
     removed rather than loaded. Keras deletes the backup when fit ends.
+
+    The backup holds the weights and the optimizer state; the batch order
+    and the dropout seed counters are functions of (seed, epoch) set by
+    `keras_gated.tasks.batches.EpochSeeding`, so a seeded resumed run ends
+    with the model of an uninterrupted one.
     """
     import shutil
 
@@ -283,11 +293,12 @@ def _tune(task, args, data, hypermodel, strategy):
         pass
     from keras_gated.tuning.guards import TrainingFailedError
 
+    fit_kwargs = task.fit_kwargs(args, data)
     try:
         tuner.search(
-            **task.fit_kwargs(args, data),
+            **fit_kwargs,
             epochs=args.epochs,
-            callbacks=_callbacks(task, args, data, log_dir),
+            callbacks=_callbacks(task, args, data, log_dir, fit_kwargs),
             verbose=args.verbose,
         )
     except RuntimeError as error:

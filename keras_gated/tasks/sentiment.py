@@ -19,10 +19,13 @@ Data (`--data`):
 Splits: a held-out test split (the dataset's own when it has one with
 labels, else `--test-fraction` of the data) that the tuner never sees, and a
 validation split (`--val-fraction` of the training data) for the tuner's
-objective. Splits depend on `--split-seed` only.
+objective. Splits depend on `--split-seed` only; the order of the training
+batches depends on `--seed` and the epoch only (`keras_gated.tasks.batches`),
+so a resumed `train` repeats the epochs of an uninterrupted one.
 
 The model: `keras.layers.TextVectorization` (vocabulary fitted on the
-training split only) in the `tf.data` pipeline, then Embedding → the
+training split only; it vectorizes the training texts once and the
+validation and test texts in `tf.data` pipelines), then Embedding → the
 recurrent block a trial chose (or `cell=bow`, a bag-of-words baseline) →
 Dense softmax. The saved model (`best_model.keras`) contains the
 vectorizer, so it classifies raw strings; its class names are in the
@@ -81,13 +84,20 @@ class TextSplits:
 
 @dataclasses.dataclass
 class SentimentData:
-    """What `load_data` returns: the splits, the fitted vectorizer, tf.data pipelines."""
+    """What `load_data` returns: the splits, the fitted vectorizer, the batches.
+
+    `train` is a `keras_gated.tasks.batches.ArrayBatches` of the vectorized
+    training texts (its order a function of the seed and the epoch);
+    `validation` and `test` are `tf.data` pipelines. `describe_batch(epoch,
+    batch)` names the first texts of a training batch.
+    """
 
     splits: TextSplits
     vectorizer: object
     train: object
     validation: object
     test: object
+    describe_batch: object = None
 
     @property
     def class_names(self):
@@ -432,6 +442,35 @@ def count_empty_texts(texts, vectorizer):
     return int(np.sum(np.all(tokens == 0, axis=-1)))
 
 
+def vectorize(texts, vectorizer, chunk=4096):
+    """The token ids `(len(texts), sequence_length)` of `texts`, as a numpy array."""
+    import numpy as np
+
+    texts = list(texts)
+    if not texts:
+        raise ValueError("No texts to vectorize.")
+    return np.concatenate(
+        [np.asarray(vectorizer(texts[start:start + chunk])) for start in range(0, len(texts), chunk)]
+    )
+
+
+def make_train_batches(texts, labels, vectorizer, batch_size, seed, drop_remainder=False):
+    """Training batches of (token ids, labels) whose order is a function of (seed, epoch).
+
+    The texts are vectorized once; `keras_gated.tasks.batches.EpochSeeding`
+    tells the batches the epoch. Returns `(batches, describe_batch)`, the
+    latter naming the first texts of a batch.
+    """
+    import numpy as np
+
+    from keras_gated.tasks.batches import ArrayBatches
+    from keras_gated.tasks.batches import BatchNames
+
+    tokens = vectorize(texts, vectorizer)
+    batches = ArrayBatches((tokens, np.asarray(labels, "int64")), batch_size, seed, drop_remainder)
+    return batches, BatchNames(batches.batch_order, list(texts))
+
+
 def make_dataset(texts, labels, vectorizer, batch_size, shuffle_seed=None, drop_remainder=False):
     """`tf.data`: (raw strings, labels) → batched (token ids, labels), vectorized in the pipeline.
 
@@ -687,12 +726,16 @@ class SentimentTask(Task):
                 f"With {args.replicas} replicas the validation split ({len(splits.val_texts)}) "
                 f"must hold a whole batch ({args.batch_size}): lower --batch-size."
             )
+        train, describe_batch = make_train_batches(
+            splits.train_texts, splits.train_labels, vectorizer, args.batch_size, args.seed, even
+        )
         return SentimentData(
             splits,
             vectorizer,
-            make_dataset(splits.train_texts, splits.train_labels, vectorizer, args.batch_size, args.seed, even),
+            train,
             make_dataset(splits.val_texts, splits.val_labels, vectorizer, args.batch_size, None, even),
             make_dataset(splits.test_texts, splits.test_labels, vectorizer, args.batch_size),
+            describe_batch,
         )
 
     def hypermodel(self, args, data):
@@ -701,7 +744,8 @@ class SentimentTask(Task):
         )
 
     def fit_kwargs(self, args, data):
-        # The pipeline shuffles; shuffle=False only keeps Keras from warning about it.
+        # The batches order themselves by (seed, epoch); Keras's own shuffle
+        # would draw on Python's global random state, which a resumed run lacks.
         return {"x": data.train, "validation_data": data.validation, "shuffle": False}
 
     def evaluate(self, model, data, args):

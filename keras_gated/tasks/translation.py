@@ -326,6 +326,20 @@ def pad(sequences, length=None):
     return array
 
 
+def pairs_within(pairs, source_side, target_side, max_length):
+    """The pairs whose sides both have at most `max_length` tokens (all of them without a limit).
+
+    `make_arrays(pairs, ..., drop_longer=True)` keeps these, in this order.
+    """
+    if not max_length:
+        return list(pairs)
+    return [
+        (source, target)
+        for source, target in pairs
+        if len(source_side.encode(source)) <= max_length and len(target_side.encode(target)) <= max_length
+    ]
+
+
 def make_arrays(pairs, source_side, target_side, max_length=None, drop_longer=False):
     """`((source, decoder_inputs), decoder_targets)` arrays for `fit`.
 
@@ -593,7 +607,15 @@ def TranslationHyperModel(source_vocab_size, target_vocab_size, metadata, overri
 
 @dataclasses.dataclass
 class TranslationData:
-    """What `TranslationTask.load_data` returns."""
+    """What `TranslationTask.load_data` returns.
+
+    `train_pairs` are the training pairs within `max_length`, in the row
+    order of `train_arrays`. `train_batches` (a
+    `keras_gated.tasks.batches.ArrayBatches` of `train_arrays`, its order a
+    function of the seed and the epoch) and `describe_batch(epoch, batch)`
+    (the first source sentences of a training batch) are set by
+    `make_train_batches`.
+    """
 
     splits: Splits
     source: TextSide
@@ -601,6 +623,19 @@ class TranslationData:
     train_arrays: tuple
     val_arrays: tuple
     metadata: dict
+    train_pairs: list = None
+    train_batches: object = None
+    describe_batch: object = None
+
+
+def make_train_batches(data, batch_size, seed):
+    """Sets `data.train_batches` and `data.describe_batch` for `batch_size` and `seed`."""
+    from keras_gated.tasks.batches import ArrayBatches
+    from keras_gated.tasks.batches import BatchNames
+
+    data.train_batches = ArrayBatches(data.train_arrays, batch_size, seed)
+    data.describe_batch = BatchNames(data.train_batches.batch_order, [s for s, _ in data.train_pairs])
+    return data
 
 
 def prepare_data(pairs, description="", source_split="word", target_split="word",
@@ -610,7 +645,8 @@ def prepare_data(pairs, description="", source_split="word", target_split="word"
     splits = split_pairs(pairs, val_fraction, test_fraction, seed, description)
     source = TextSide.fit([s for s, _ in splits.train], source_split, lowercase, source_vocab_size)
     target = TextSide.fit([t for _, t in splits.train], target_split, lowercase, target_vocab_size)
-    train_arrays = make_arrays(splits.train, source, target, max_length, drop_longer=True)
+    train_pairs = pairs_within(splits.train, source, target, max_length)
+    train_arrays = make_arrays(train_pairs, source, target, max_length, drop_longer=True)
     val_arrays = make_arrays(splits.val or splits.train[:1], source, target, max_length)
     metadata = {
         "task": "translation",
@@ -619,7 +655,7 @@ def prepare_data(pairs, description="", source_split="word", target_split="word"
         "max_length": max_length,
         "data": description,
     }
-    return TranslationData(splits, source, target, train_arrays, val_arrays, metadata)
+    return TranslationData(splits, source, target, train_arrays, val_arrays, metadata, train_pairs)
 
 
 # --------------------------------------------------------------------- task
@@ -736,6 +772,7 @@ class TranslationTask(Task):
             "max_pairs": args.max_pairs, "val_fraction": args.val_fraction,
             "test_fraction": args.test_fraction, "seed": args.seed,
         }
+        make_train_batches(data, args.batch_size, args.seed)
         splits = data.splits
         print(
             f"keras-gated: {description}: {len(splits.train)} train, {len(splits.val)} "
@@ -763,13 +800,13 @@ class TranslationTask(Task):
         )
 
     def fit_kwargs(self, args, data):
-        x, y = data.train_arrays
+        # The batches order themselves by (seed, epoch); Keras's own shuffle
+        # would draw on Python's global random state, which a resumed run lacks.
         return {
-            "x": x,
-            "y": y,
+            "x": data.train_batches,
             "validation_data": data.val_arrays,
-            "batch_size": args.batch_size,
-            "shuffle": True,
+            "validation_batch_size": args.batch_size,
+            "shuffle": False,
         }
 
     def evaluate(self, model, data, args):

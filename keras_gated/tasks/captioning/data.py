@@ -412,3 +412,15 @@ def caption_pairs(dataset, vocabulary, max_length):
             index.append(n)
             tokens.append(vocabulary.encode(ref, max_length))
     return np.asarray(index, np.int64), np.asarray(tokens, np.int32)
+
+
+def caption_pair_names(dataset):
+    """`image: caption` for every reference caption, in the order of `caption_pairs`.
+
+    The image is its file name, or `image N` (its index) for images in memory.
+    """
+    names = []
+    for n, refs in enumerate(dataset.captions):
+        image = os.path.basename(str(dataset.sources[n])) if dataset.sources is not None else f"image {n}"
+        names.extend(f"{image}: {ref}" for ref in refs)
+    return names

@@ -15,6 +15,9 @@ import os
 import keras
 import numpy as np
 
+from keras_gated.tasks.batches import BatchOrder
+from keras_gated.tasks.batches import EpochBatches
+from keras_gated.tasks.batches import EpochSeeding
 from keras_gated.tasks.captioning import evaluation
 from keras_gated.tasks.captioning.data import CaptionDataError
 from keras_gated.tasks.captioning.data import Vocabulary
@@ -67,38 +70,27 @@ class CaptionConfig:
     verbose: int = 1
 
 
-class CaptionBatches(keras.utils.PyDataset):
+class CaptionBatches(EpochBatches):
     """Batches of (image or features, caption prefix) -> next words.
 
     Each reference caption is one example; images are looked up by index,
-    so an image with five captions is stored once.
+    so an image with five captions is stored once. With `shuffle`, epoch `k`
+    visits the captions in the order `epoch_permutation(seed, k, count)`
+    (`keras_gated.tasks.batches`): give `fit` `shuffle=False` and an
+    `EpochSeeding(batches)` callback, which tells the batches the epoch.
     """
 
     def __init__(self, inputs, key, pairs, batch_size, shuffle=True, seed=0,
                  steps=None, **kwargs):
-        super().__init__(**kwargs)
         self.inputs, self.key = inputs, key
         self.image_index, self.tokens = pairs
-        self.batch_size = int(batch_size)
-        self.shuffle = shuffle
-        self.rng = np.random.RandomState(seed)
-        self.order = np.arange(len(self.tokens))
-        self.steps = steps
-        self.on_epoch_end()
+        order = BatchOrder(len(self.tokens), batch_size, seed if shuffle else None, steps=steps)
+        super().__init__(order, **kwargs)
 
-    def __len__(self):
-        full = int(np.ceil(len(self.order) / self.batch_size))
-        return min(full, self.steps) if self.steps else full
-
-    def __getitem__(self, batch):
-        rows = self.order[batch * self.batch_size : (batch + 1) * self.batch_size]
+    def batch_of(self, rows):
         tokens = self.tokens[rows]
         x = {self.key: self.inputs[self.image_index[rows]], "tokens": tokens[:, :-1]}
         return x, tokens[:, 1:]
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.rng.shuffle(self.order)
 
 
 def build_model(config, vocabulary):
@@ -219,8 +211,11 @@ def fit(model, config, train_inputs, train_pairs, val_inputs=None, val_pairs=Non
     if val_inputs is not None and len(val_pairs[1]):
         validation = CaptionBatches(val_inputs[0], val_inputs[1], val_pairs,
                                     config.batch_size, shuffle=False)
+    # The batches order themselves by (seed, epoch); Keras's own shuffle
+    # would draw on Python's global random state.
     return model.fit(batches, validation_data=validation, epochs=config.epochs,
-                     callbacks=list(callbacks), verbose=config.verbose)
+                     callbacks=[EpochSeeding(batches), *callbacks], verbose=config.verbose,
+                     shuffle=False)
 
 
 def train(config, callbacks=()):

@@ -29,6 +29,27 @@ class CaptionData:
     vocabulary: object
     inputs: tuple         # per part: (array, "images" | "features")
     encoder_weights: list = None   # weights of the encoder that made the cached features
+    train_batches: object = None   # CaptionBatches, ordered by (seed, epoch)
+    val_batches: object = None
+    describe_batch: object = None  # (epoch, batch) -> the first images and captions of a batch
+
+
+def make_batches(data, batch_size, seed):
+    """Sets the training and validation `CaptionBatches` and `describe_batch` of `data`."""
+    from keras_gated.tasks.batches import BatchNames
+    from keras_gated.tasks.captioning.data import caption_pair_names
+    from keras_gated.tasks.captioning.data import caption_pairs
+    from keras_gated.tasks.captioning.pipeline import CaptionBatches
+
+    config = data.config
+    train, val, _ = data.parts
+    (train_x, key), (val_x, _), _ = data.inputs
+    pairs = caption_pairs(train, data.vocabulary, config.max_length)
+    val_pairs = caption_pairs(val, data.vocabulary, config.max_length)
+    data.train_batches = CaptionBatches(train_x, key, pairs, batch_size, seed=seed)
+    data.val_batches = CaptionBatches(val_x, key, val_pairs, batch_size, shuffle=False)
+    data.describe_batch = BatchNames(data.train_batches.batch_order, caption_pair_names(train))
+    return data
 
 
 def _add_data_arguments(parser):
@@ -160,7 +181,8 @@ class CaptioningTask(Task):
             inputs = [(p.images, "images") for p in parts]
         for path, reason in dataset.skipped:
             print(f"keras-gated: skipped {path}: {reason}")
-        return CaptionData(config, dataset, tuple(parts), vocabulary, tuple(inputs), weights)
+        data = CaptionData(config, dataset, tuple(parts), vocabulary, tuple(inputs), weights)
+        return make_batches(data, args.batch_size, args.seed)
 
     def hypermodel(self, args, data):
         from keras_gated.tasks.captioning.tuning import CaptionHyperModel
@@ -168,19 +190,9 @@ class CaptioningTask(Task):
         return CaptionHyperModel(data, overrides=args.hp)
 
     def fit_kwargs(self, args, data):
-        from keras_gated.tasks.captioning.data import caption_pairs
-        from keras_gated.tasks.captioning.pipeline import CaptionBatches
-
-        config = data.config
-        train, val, _ = data.parts
-        (train_x, key), (val_x, _), _ = data.inputs
-        pairs = caption_pairs(train, data.vocabulary, config.max_length)
-        val_pairs = caption_pairs(val, data.vocabulary, config.max_length)
-        return dict(
-            x=CaptionBatches(train_x, key, pairs, args.batch_size, seed=args.seed),
-            validation_data=CaptionBatches(val_x, key, val_pairs, args.batch_size,
-                                           shuffle=False),
-        )
+        # The batches order themselves by (seed, epoch); Keras's own shuffle
+        # would draw on Python's global random state, which a resumed run lacks.
+        return dict(x=data.train_batches, validation_data=data.val_batches, shuffle=False)
 
     def evaluate(self, model, data, args):
         from keras_gated.tasks.captioning.pipeline import describe
