@@ -196,7 +196,11 @@ def jit_mode(requested):
 
 
 def build_runner(name, shape, jit_compile):
-    """Returns (train_step, inference) callables for one implementation."""
+    """Returns `(train_step, inference, path)` for one implementation.
+
+    `path()` says, once the functions have run, which loop the layer ran
+    and why (`describe_path`).
+    """
     kind, factory, _, _, _ = IMPLEMENTATIONS[name]
     batch, steps, inputs, units = shape
     x, y = _seeded_data(shape)
@@ -204,9 +208,11 @@ def build_runner(name, shape, jit_compile):
         import torch
 
         torch.manual_seed(0)
-        lstm = torch.nn.LSTM(inputs, units, batch_first=True)
+        # cuDNN's LSTM on a GPU, ATen's on the CPU.
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        lstm = torch.nn.LSTM(inputs, units, batch_first=True).to(device)
         optimizer = torch.optim.SGD(lstm.parameters(), lr=1e-3)
-        tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+        tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
         def train_step():
             optimizer.zero_grad()
@@ -219,9 +225,10 @@ def build_runner(name, shape, jit_compile):
         def inference():
             with torch.no_grad():
                 outputs, _ = lstm(tx)
-            return outputs
+            # Waits for the device, as predict_on_batch's numpy result does.
+            return outputs.cpu()
 
-        return train_step, inference
+        return train_step, inference, lambda: f"torch.nn.LSTM on {device}"
 
     import keras
 
@@ -239,7 +246,17 @@ def build_runner(name, shape, jit_compile):
     def inference():
         return model.predict_on_batch(x)
 
-    return train_step, inference
+    return train_step, inference, lambda: describe_path(layer)
+
+
+def describe_path(layer):
+    """Which loop a layer's last call ran, and why when it is not the fast one."""
+    path = getattr(layer, "last_call_path", None)
+    if path is None:
+        # keras.layers.LSTM / GRU: cuDNN where Keras can use it, else its loop.
+        return "keras"
+    reason = layer.fast_path_unavailable_reason()
+    return path if path == "fast" or reason is None else f"{path}: {reason}"
 
 
 def gemm_rate(shape, repeats):
@@ -342,7 +359,7 @@ def _memory_child(name, shape, jit):
     _seeded_data(shape)
     reset = _reset_peak()
     baseline = _status_mb("VmRSS")
-    train_step, inference = build_runner(name, shape, jit_mode(jit)[0])
+    train_step, inference, _ = build_runner(name, shape, jit_mode(jit)[0])
     for _ in range(3):
         train_step()
     # Training keeps what its backward loop needs and inference does not,
@@ -408,7 +425,7 @@ def run(shapes, names, repeats, warmup, jit, memory, log=_log):
         for name in names:
             _, _, macs, levels, _ = IMPLEMENTATIONS[name]
             forward_flops = 2.0 * macs(*shape)
-            row = {"name": name, "levels": levels}
+            row = {"name": name, "levels": levels, "path": runners[name][2]()}
             for phase, multiple in (("train", 3), ("inference", 1)):
                 seconds = statistics.median(times[name][phase])
                 gflops = multiple * forward_flops / seconds / 1e9
@@ -450,6 +467,55 @@ def run(shapes, names, repeats, warmup, jit, memory, log=_log):
     return results
 
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _without_backend(argv):
+    """The command line without `--backend X` / `--backend=X` and `--json`."""
+    kept, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+            continue
+        if item in ("--backend", "--json"):
+            skip = True
+            continue
+        if item.startswith(("--backend=", "--json=")):
+            continue
+        kept.append(item)
+    return kept
+
+
+def run_backends(backends, argv, json_path, log=_log):
+    """Runs the benchmark once per backend, each in a fresh process (Keras fixes
+    its backend at import); returns 0 if every backend ran."""
+    import tempfile
+
+    combined, failed = {"backends": {}}, []
+    with tempfile.TemporaryDirectory() as folder:
+        for backend in backends:
+            path = os.path.join(folder, f"{backend}.json")
+            log(f"== backend {backend}")
+            env = dict(os.environ, KERAS_BACKEND=backend)
+            result = subprocess.run(
+                [sys.executable, "-m", "benchmarks.rnn", *argv, "--json", path], env=env
+            )
+            if result.returncode != 0 or not os.path.exists(path):
+                log(f"== backend {backend} failed (exit status {result.returncode})")
+                failed.append(backend)
+                continue
+            with open(path) as handle:
+                combined["backends"][backend] = json.load(handle)
+    if json_path:
+        with open(json_path, "w") as out:
+            json.dump(combined, out, indent=1)
+    for backend, results in combined["backends"].items():
+        log(f"\n## {backend}: {results['compilation']}")
+        for entry in results["shapes"]:
+            log(format_table(entry))
+    return 1 if failed else 0
+
+
 def machine_description():
     import keras
 
@@ -482,15 +548,15 @@ def format_table(entry):
         f"{shape['inputs']}, {shape['units']}); GEMM rate "
         f"{entry['gemm_gflops']:.0f} GFLOP/s",
         "",
-        "| layer | train ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
+        "| layer | path | train ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
         "| infer ms | vs keras LSTM | vs torch LSTM | GFLOP/s | of GEMM "
         "| peak MB | train MB | mem vs keras LSTM | infer MB |"
         + (" live MB | live vs keras LSTM |" if live else ""),
-        "|---|" + "---:|" * (16 if live else 14),
+        "|---|---|" + "---:|" * (16 if live else 14),
     ]
     for row in entry["rows"]:
         cells = [row["name"] if row["levels"] == 1
-                 else f"{row['name']} ({row['levels']} levels)"]
+                 else f"{row['name']} ({row['levels']} levels)", _short_path(row.get("path", "-"))]
         for phase in ("train", "inference"):
             p = row[phase]
             cells += [f"{p['ms']:.1f}", _ratio(p["vs_keras_lstm"]),
@@ -511,6 +577,11 @@ def format_table(entry):
                       _ratio((memory or {}).get("live_vs_keras_lstm"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _short_path(path):
+    """The loop's name for the table; the reason is in the JSON and docs."""
+    return path.split(":")[0]
 
 
 def _parse_shapes(text):
@@ -552,6 +623,10 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes and 2 repeats: a smoke test")
     parser.add_argument("--json", metavar="PATH", help="write the figures here")
+    parser.add_argument("--backend", default=None,
+                        help="comma-separated Keras backends (tensorflow,jax,torch): "
+                        "runs the benchmark once per backend, each in its own "
+                        "process, and writes all tables (default: KERAS_BACKEND)")
     parser.add_argument("--_memory-child", dest="memory_child",
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -559,6 +634,13 @@ def main(argv=None):
     if args.memory_child:
         _memory_child(args.memory_child, args.shapes[0], args.jit)
         return 0
+    if args.backend:
+        backends = [b.strip() for b in args.backend.split(",") if b.strip()]
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown:
+            parser.error(f"unknown --backend {unknown}; choose among {list(BACKENDS)}")
+        return run_backends(backends, _without_backend(argv if argv is not None else sys.argv[1:]),
+                            args.json)
 
     shapes = args.shapes or (QUICK_SHAPES if args.quick else REFERENCE_SHAPES)
     repeats = args.repeats or (2 if args.quick else 7)

@@ -445,32 +445,42 @@ def test_generic_path_runs_on_jax():
     assert "generic path ok on jax" in result.stdout
 
 
-def test_benchmark_quick_run_writes_its_figures(tmp_path):
+def test_benchmark_quick_run_writes_every_backends_figures(tmp_path):
+    """`--backend tensorflow,jax`: one process per backend, one JSON, each row's path."""
     path = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.rnn", "--quick", "--repeats", "1",
-         "--warmup", "1", "--layers", "PeepholeLSTM,keras.LSTM",
+        [sys.executable, "-m", "benchmarks.rnn", "--backend", "tensorflow,jax", "--quick",
+         "--repeats", "1", "--warmup", "1", "--layers", "PeepholeLSTM,DepthGatedLSTM(num_layers=2),keras.LSTM",
          "--memory", "none", "--json", str(path)],
         capture_output=True, text=True, cwd=REPO_ROOT,
         env=_subprocess_env(KERAS_BACKEND="tensorflow"), timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = json.loads(path.read_text())
-    assert figures["backend"] == "tensorflow"
-    assert "tf.function" in figures["compilation"]
-    (entry,) = figures["shapes"]
-    assert entry["shape"] == {"batch": 4, "steps": 6, "inputs": 8, "units": 16}
-    assert entry["gemm_gflops"] > 0
-    assert [row["name"] for row in entry["rows"]] == ["PeepholeLSTM", "keras.LSTM"]
-    for row in entry["rows"]:
-        for phase in ("train", "inference"):
-            assert row[phase]["ms"] > 0 and row[phase]["gflops"] > 0
-            assert len(row[phase]["samples_ms"]) == 1
-        assert "memory" not in row
-    lstm = entry["rows"][1]
-    assert lstm["train"]["vs_keras_lstm"] == pytest.approx(1.0)
-    assert lstm["train"]["vs_torch_lstm"] is None
-    assert "| PeepholeLSTM |" in result.stdout
+    figures = json.loads(path.read_text())["backends"]
+    assert sorted(figures) == ["jax", "tensorflow"]
+    assert "tf.function" in figures["tensorflow"]["compilation"]
+    assert "jax.jit" in figures["jax"]["compilation"]
+    for backend, results in figures.items():
+        assert results["backend"] == backend
+        (entry,) = results["shapes"]
+        assert entry["shape"] == {"batch": 4, "steps": 6, "inputs": 8, "units": 16}
+        assert entry["gemm_gflops"] > 0
+        rows = {row["name"]: row for row in entry["rows"]}
+        assert list(rows) == ["PeepholeLSTM", "DepthGatedLSTM(num_layers=2)", "keras.LSTM"]
+        for row in rows.values():
+            for phase in ("train", "inference"):
+                assert row[phase]["ms"] > 0 and row[phase]["gflops"] > 0
+                assert len(row[phase]["samples_ms"]) == 1
+            assert "memory" not in row
+        assert rows["keras.LSTM"]["train"]["vs_keras_lstm"] == pytest.approx(1.0)
+        assert rows["keras.LSTM"]["train"]["vs_torch_lstm"] is None
+        assert rows["keras.LSTM"]["path"] == "keras"
+        assert rows["PeepholeLSTM"]["path"] == "fast"
+    assert figures["tensorflow"]["shapes"][0]["rows"][1]["path"] == "fast"
+    stack_on_jax = figures["jax"]["shapes"][0]["rows"][1]["path"]
+    assert stack_on_jax.startswith("generic: the jax fast loop runs one-layer cells")
+    assert "## tensorflow" in result.stdout and "## jax" in result.stdout
+    assert "| PeepholeLSTM | fast |" in result.stdout
 
 
 def test_benchmark_measures_peak_memory_in_a_fresh_process(monkeypatch):
@@ -515,3 +525,11 @@ def test_benchmark_rejects_a_malformed_shape():
     )
     assert result.returncode == 2
     assert "BATCHxSTEPSxINPUTSxUNITS" in result.stderr
+
+
+def test_device_script_parses_and_names_its_commands():
+    """`benchmarks/device_run.sh` is run once on a lent GPU: at least it must parse."""
+    script = os.path.join(REPO_ROOT, "benchmarks", "device_run.sh")
+    assert subprocess.run(["bash", "-n", script]).returncode == 0
+    result = subprocess.run(["bash", script, "nonsense"], capture_output=True, text=True)
+    assert result.returncode == 2 and "prepare|run" in result.stderr
