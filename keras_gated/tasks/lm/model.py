@@ -59,9 +59,9 @@ class EpochDecay(keras.optimizers.schedules.LearningRateSchedule):
     """The schedule of Zaremba et al. (2014): constant, then times `decay` every epoch.
 
     lr(step) = initial * decay ** max(0, epoch - start_epoch + 1), where
-    `epoch = step // steps_per_epoch` counts from 0; `start_epoch` counts
-    from 1, so `start_epoch=5, decay=0.5` halves the rate from the fifth
-    epoch on. `decay=1` is a constant rate.
+    `epoch = step // steps_per_epoch + 1` counts from 1, so
+    `start_epoch=5, decay=0.5` halves the rate in the fifth epoch and again
+    in every one after it. `decay=1` is a constant rate.
     """
 
     def __init__(self, initial_learning_rate, steps_per_epoch, decay=1.0, start_epoch=1):
@@ -71,8 +71,8 @@ class EpochDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.start_epoch = int(start_epoch)
 
     def __call__(self, step):
-        epoch = keras.ops.floor(keras.ops.cast(step, "float32") / float(self.steps_per_epoch))
-        decays = keras.ops.maximum(0.0, epoch - float(self.start_epoch - 1))
+        epoch = keras.ops.floor(keras.ops.cast(step, "float32") / float(self.steps_per_epoch)) + 1.0
+        decays = keras.ops.maximum(0.0, epoch - float(self.start_epoch) + 1.0)
         return self.initial_learning_rate * keras.ops.power(self.decay, decays)
 
     def get_config(self):

@@ -230,10 +230,12 @@ def load_language_model(path):
         SavedModelError: not a loadable `.keras` model.
         DataError: the `.json` file beside it (vocabulary) is missing or not JSON.
     """
+    import importlib
+
     import keras
 
-    import keras_gated.tasks.lm.model  # noqa: F401  (registers Perplexity and EpochDecay for loading)
-
+    # Registers Perplexity and EpochDecay, which the saved compile config names.
+    importlib.import_module("keras_gated.tasks.lm.model")
     model = load_saved_model(path, keras.Model, made_by=MADE_BY)
     meta_path = metadata_path(path)
     try:
