@@ -281,3 +281,15 @@ def test_char_split_reports_bits_per_char(tmp_path):
 def test_bidirectional_language_model_is_refused(capsys):
     assert main(["train", "lm", *TINY, "--hp", "bidirectional=true"]) == 2
     assert "must not read ahead" in capsys.readouterr().err
+
+
+def test_tune_minimises_val_perplexity(tmp_path):
+    out = str(tmp_path)
+    assert main(["tune", "lm", *TINY, "--sample-size", "300", "--hp", "cell=lstm,untied", "--tuner", "grid",
+                 "--epochs", "1", "--output", out]) == 0
+    with open(os.path.join(out, "results.json")) as handle:
+        results = json.load(handle)
+    assert results["objective"] == "val_perplexity" and len(results["trials"]) == 2
+    scores = [trial["val_perplexity"] for trial in results["trials"]]
+    assert results["best"]["val_perplexity"] == min(scores)
+    assert os.path.isfile(os.path.join(out, "best_model.json"))
