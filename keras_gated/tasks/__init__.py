@@ -19,11 +19,13 @@ REGISTRY = {
     "sentiment": "keras_gated.tasks.sentiment",
     "translation": "keras_gated.tasks.translation",
     "captioning": "keras_gated.tasks.captioning",
+    "lm": "keras_gated.tasks.lm",
 }
 
 EXTRA_COMMANDS = {
     "translate": "translation",
     "caption": "captioning",
+    "generate": "lm",
 }
 
 

@@ -92,8 +92,9 @@ class Task:
     def fit_kwargs(self, args, data):
         """Must: keyword arguments of `model.fit` / `tuner.search` for the
         training and validation splits: `x` (and `y`), `validation_data`,
-        optionally `steps_per_epoch` etc. `epochs`, `callbacks` and
-        `verbose` are added by the runner.
+        optionally `steps_per_epoch` etc. `epochs` and `verbose` are added
+        by the runner; `callbacks` given here (e.g. one that resets stateful
+        layers) run before the runner's own (TensorBoard, ...).
 
         For a resumed `train` to repeat an uninterrupted one, give `x` as a
         `keras_gated.tasks.batches.EpochBatches` (its order a function of

@@ -190,11 +190,11 @@ def _train(task, args, data, hypermodel, strategy):
     print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
     log_dir = os.path.join(args.output, "logs", "train")
     backup = _backup_and_restore(task, args, values)
-    fit_kwargs = task.fit_kwargs(args, data)
+    fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
     model.fit(
         **fit_kwargs,
         epochs=args.epochs,
-        callbacks=_callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
+        callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
         verbose=args.verbose,
     )
     metrics = task.evaluate(model, data, args)
@@ -204,6 +204,12 @@ def _train(task, args, data, hypermodel, strategy):
     _write_json(os.path.join(args.output, "results.json"), results)
     _print_json(results)
     return results
+
+
+def _split_callbacks(fit_kwargs):
+    """`(fit_kwargs without "callbacks", the task's callbacks)`: they run before the runner's own."""
+    fit_kwargs = dict(fit_kwargs)
+    return fit_kwargs, list(fit_kwargs.pop("callbacks", ()))
 
 
 def _backup_and_restore(task, args, values):
@@ -293,12 +299,12 @@ def _tune(task, args, data, hypermodel, strategy):
         pass
     from keras_gated.tuning.guards import TrainingFailedError
 
-    fit_kwargs = task.fit_kwargs(args, data)
     try:
+        fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
         tuner.search(
             **fit_kwargs,
             epochs=args.epochs,
-            callbacks=_callbacks(task, args, data, log_dir, fit_kwargs),
+            callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs),
             verbose=args.verbose,
         )
     except RuntimeError as error:
