@@ -186,6 +186,40 @@ def _missing_pairs(tmp_path):
     return read_pairs(str(tmp_path / "missing.tsv"))
 
 
+# ------------------------------------------------------ language models
+
+
+def _lm_lines(name, content):
+    from keras_gated.tasks.lm.data import read_lines
+
+    return lambda tmp_path: read_lines(_file(tmp_path, name, content))
+
+
+def _lm_folder_without_ptb(tmp_path):
+    from keras_gated.tasks.lm.data import find_folder_files
+
+    _file(tmp_path, "notes.txt", "a b c\n")
+    return find_folder_files(str(tmp_path))
+
+
+def _lm_too_short(tmp_path):
+    from keras_gated.tasks.lm.data import stream_rows
+
+    return stream_rows([1, 2, 3], batch_size=8)
+
+
+LANGUAGE_MODEL = [
+    Case("lm: empty text file", _lm_lines("e.txt", "\n \n"), DataError, ("the file is empty",)),
+    Case("lm: binary file (NUL byte)", _lm_lines("b.txt", b"ab\x00cd\n"), DataError, ("line 1", "a NUL byte")),
+    Case("lm: non-UTF-8 bytes", _lm_lines("l.txt", "ok\ncaf\xe9\n".encode("latin-1")), DataError,
+         ("line 2", "not UTF-8 text")),
+    Case("lm: folder without ptb.train.txt", _lm_folder_without_ptb, DataError,
+         ("a folder without ptb.train.txt", "Penn Treebank layout")),
+    Case("lm: split too short for the batch", _lm_too_short, DataError,
+         ("A split of 3 tokens cannot fill 8 rows", "lower --batch-size")),
+]
+
+
 # ----------------------------------------------------------- captioning
 
 
@@ -402,6 +436,8 @@ def _cli_bad_file(tmp_path):
 
 TINY = ["--data", "sample", "--max-examples", "300", "--epochs", "1", "--verbose", "0"]
 CLI = [
+    Case("CLI: lm --bptt 0", _cli("train", "lm", "--data", "sample", "--bptt", "0", "--epochs", "1"), CliError,
+         ("--bptt must be at least 1",)),
     Case("CLI: a bad data file", _cli_bad_file, CliError, ("keras-gated: error:", "empty.csv", "the file is empty")),
     Case("--hp: unknown name", _cli("train", "sentiment", *TINY, "--hp", "unitz=8"), CliError,
          ("Unknown hyperparameter 'unitz'", "Known:", "units")),
@@ -571,7 +607,7 @@ NON_FINITE = [
          ("the loss is nan at epoch 2, batch 1", "NaN, Inf or empty")),
 ]
 
-CASES = SENTIMENT + TRANSLATION + CAPTIONING + SAVED + CLI + TFDS + CELLS + NON_FINITE
+CASES = SENTIMENT + TRANSLATION + LANGUAGE_MODEL + CAPTIONING + SAVED + CLI + TFDS + CELLS + NON_FINITE
 
 
 def test_the_table_has_at_least_forty_distinct_kinds():
