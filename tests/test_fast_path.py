@@ -98,6 +98,20 @@ def test_every_one_layer_cell_and_stack_with_a_fast_form_takes_it_on_tensorflow(
         assert layer.last_call_path == "fast"
 
 
+def test_every_cell_with_a_fast_form_satisfies_the_contract_the_loops_read():
+    from keras_gated._fast.contract import FusedCell
+
+    for cell in (kg.PeepholeLSTMCell(4), kg.PeepholeLSTMCell(4, peepholes="ifo"),
+                 kg.CoupledLSTMCell(4), kg.UntiedLSTMCell(4), kg.DepthGatedLSTMCell(4)):
+        cell.build((None, 3))
+        assert cell.deferred_recurrent_product, cell
+        assert isinstance(cell, FusedCell), cell
+        names = set(FusedCell.__annotations__) | {n for n in vars(FusedCell) if not n.startswith("_")}
+        missing = [name for name in sorted(names) if not hasattr(cell, name)]
+        assert not missing, (cell, missing)
+    assert not isinstance(object(), FusedCell)
+
+
 def test_mixed_precision_falls_back_under_auto_and_raises_under_true():
     keras.mixed_precision.set_global_policy("mixed_float16")
     x = np.zeros((2, 3, 5), "float32")

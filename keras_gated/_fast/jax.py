@@ -14,7 +14,7 @@ What this module does instead, for a one-layer cell whose step reaches
   product each);
 * forward steps: `r_t = (h_{t-1} ⊙ mask_rd) U`, `z_t = p_t + r_t` in the
   recurrent blocks (`cell.full_preactivations`), then the rest of the step
-  (`cell.recurrent_step` with `z_t` as its full pre-activations); the scan
+  (`cell.preactivation_step` on `z_t`, the full pre-activations); the scan
   keeps `z_t` and the states each step starts from, nothing else;
 * backward steps (a reverse scan): the cell's hand-written `step_backward`
   gives `dz_t`, the state gradients and the step's share of the gradients
@@ -38,6 +38,8 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_gated._fast.contract import FusedCell
+
 # Steps per iteration of the scans' loops (`lax.scan(unroll=...)`). On
 # XLA:CPU four steps per iteration ran an inference scan of the peephole
 # layer at (32, 100, 128, 256) in 25 ms against 36 ms, but slowed training
@@ -47,7 +49,7 @@ TRAINING_UNROLL = 1
 
 
 def fused_rnn(
-    cell,
+    cell: FusedCell,
     inputs,
     initial_state,
     mask=None,
@@ -59,7 +61,8 @@ def fused_rnn(
     """Runs `cell` over `inputs`; same contract as `keras.src.backend.jax.rnn`.
 
     Args:
-        cell: A built `GatedCell` with `deferred_recurrent_product = True`.
+        cell: A built cell with `deferred_recurrent_product = True`, read
+            through `keras_gated._fast.contract.FusedCell`.
         inputs: The layer's inputs after input dropout, (batch, time, D).
         initial_state: List of state tensors, `h` first.
         mask: Optional boolean (batch, time) mask.

@@ -16,7 +16,7 @@ What this module does instead, for a cell whose step reaches
 * forward steps: `r_t = (h_{t-1} ⊙ mask_rd) U` (one fused product for all
   gate blocks), `z_t = p_t + r_t` in the recurrent blocks
   (`cell.full_preactivations`), then the rest of the step
-  (`cell.recurrent_step` with `z_t` handed in as its full pre-activations);
+  (`cell.preactivation_step` on `z_t`, the full pre-activations);
   the loop keeps `z_t` and the states each step starts from;
 * backward steps: the cell's hand-written `step_backward` gives `dz_t`, the
   state gradients and the step's share of the gradients of the cell's
@@ -39,6 +39,7 @@ exactly, so this path gives the numbers of the cell path.
 import tensorflow as tf
 from tensorflow.python.eager import record
 
+from keras_gated._fast.contract import FusedCell
 from keras_gated.backward import add_gradients
 
 # Rows (steps x batch) per chunk. Products over 512 to 4096 rows ran within
@@ -128,7 +129,7 @@ def _run(loop, run_forward, tensors, training, return_all_outputs):
 
 
 def fused_rnn(
-    cell,
+    cell: FusedCell,
     inputs,
     initial_state,
     mask=None,
