@@ -101,12 +101,19 @@ class Vocabulary:
             returns it, e.g. from a saved model's metadata).
     """
 
+    # The reserved tokens, first in every vocabulary, and the id of the
+    # unknown one; a subclass may reserve others (the language model's
+    # `<eos>`, `<unk>`).
+    special_tokens = SPECIAL_TOKENS
+    unknown_id = 1
+
     def __init__(self, tokens):
         tokens = list(tokens)
-        if tuple(tokens[:4]) != SPECIAL_TOKENS:
+        count = len(self.special_tokens)
+        if tuple(tokens[:count]) != self.special_tokens:
             raise ValueError(
                 f"A vocabulary must start with the special tokens "
-                f"{list(SPECIAL_TOKENS)}; got {tokens[:4]}."
+                f"{list(self.special_tokens)}; got {tokens[:count]}."
             )
         self.tokens = tokens
         self.index = {token: i for i, token in enumerate(tokens)}
@@ -115,34 +122,35 @@ class Vocabulary:
     def build(cls, sentences, max_size=None, min_count=1):
         """A vocabulary of the tokens of `sentences` (lists of tokens).
 
-        `max_size` counts the four special tokens; rarer tokens become
-        unknown. Ties in frequency are broken alphabetically, so the result
-        does not depend on the order of the sentences.
+        `max_size` counts the special tokens; rarer tokens become unknown.
+        Ties in frequency are broken alphabetically, so the result does not
+        depend on the order of the sentences.
         """
+        count = len(cls.special_tokens)
         if max_size is not None and (
-            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= 4
+            isinstance(max_size, bool) or not isinstance(max_size, int) or max_size <= count
         ):
             raise ValueError(
-                "`max_size` must be an integer above 4 (the four special "
+                f"`max_size` must be an integer above {count} (the {count} special "
                 f"tokens count). Received: max_size={max_size!r}"
             )
         counts = collections.Counter(t for s in sentences for t in s)
-        for special in SPECIAL_TOKENS:
+        for special in cls.special_tokens:
             counts.pop(special, None)
         ranked = sorted(
             (t for t, c in counts.items() if c >= min_count),
             key=lambda t: (-counts[t], t),
         )
         if max_size is not None:
-            ranked = ranked[: max_size - len(SPECIAL_TOKENS)]
-        return cls(list(SPECIAL_TOKENS) + ranked)
+            ranked = ranked[: max_size - count]
+        return cls(list(cls.special_tokens) + ranked)
 
     def __len__(self):
         return len(self.tokens)
 
     def encode(self, tokens):
-        """Ids of `tokens`; unknown tokens get id 1."""
-        return [self.index.get(t, 1) for t in tokens]
+        """Ids of `tokens`; unknown tokens get `unknown_id`."""
+        return [self.index.get(t, self.unknown_id) for t in tokens]
 
     def decode(self, ids):
         """Tokens of `ids`, stopping at the end token, skipping padding and start."""

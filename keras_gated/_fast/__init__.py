@@ -99,30 +99,19 @@ def fast_loop(layer, inputs, initial_state, mask, training):
     reason = unavailable_reason(layer)
     if reason is not None:
         raise NotImplementedError(reason)
-    if backend.backend() == "jax":
-        from keras_gated._fast import jax as jax_fast
-
-        return jax_fast.fused_rnn(
-            layer.cell,
-            inputs,
-            initial_state,
-            mask=mask,
-            training=training,
-            go_backwards=layer.go_backwards,
-            zero_output_for_mask=layer.zero_output_for_mask,
-            return_all_outputs=layer.return_sequences,
-        )
-    from keras_gated._fast import tensorflow as tf_fast
-
-    run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn
-    return run(
-        layer.cell,
-        inputs,
-        initial_state,
+    options = dict(
         mask=mask,
         training=training,
         go_backwards=layer.go_backwards,
         zero_output_for_mask=layer.zero_output_for_mask,
         return_all_outputs=layer.return_sequences,
-        unroll=layer.unroll,
     )
+    if backend.backend() == "jax":
+        from keras_gated._fast import jax as jax_fast
+
+        # unavailable_reason has ruled out stacks and unroll=True on JAX.
+        return jax_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
+    from keras_gated._fast import tensorflow as tf_fast
+
+    run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn
+    return run(layer.cell, inputs, initial_state, unroll=layer.unroll, **options)

@@ -22,7 +22,6 @@ yields windows of `bptt` steps in order: row r of window k+1 continues row
 r of window k, and the targets are the inputs shifted by one token.
 """
 
-import collections
 import dataclasses
 import math
 import os
@@ -31,6 +30,7 @@ import random
 import keras
 import numpy as np
 
+from keras_gated.text import Vocabulary as SentenceVocabulary
 from keras_gated.tasks.base import DataError
 from keras_gated.tasks.base import prepared_tfds_builder
 from keras_gated.tasks.lm import sample
@@ -249,42 +249,19 @@ def detokenize(tokens, split="word"):
     return "\n".join(" ".join(line) for line in lines)
 
 
-class Vocabulary:
+class Vocabulary(SentenceVocabulary):
     """Token <-> id: `<eos>` is 0, `<unk>` is 1, then tokens by falling frequency.
 
+    `keras_gated.text.Vocabulary` (the translation task's) with the language
+    model's reserved tokens.
     A `<unk>` in the text (as in PTB) is the unknown token itself.
     """
 
-    def __init__(self, tokens):
-        tokens = list(tokens)
-        if tuple(tokens[:2]) != SPECIAL_TOKENS:
-            raise ValueError(f"A vocabulary starts with {list(SPECIAL_TOKENS)}; got {tokens[:2]}.")
-        self.tokens = tokens
-        self.index = {token: i for i, token in enumerate(tokens)}
-
-    @classmethod
-    def build(cls, token_lists, max_size=None, min_count=1):
-        """The vocabulary of the tokens in `token_lists`; ties break alphabetically.
-
-        `max_size` counts `<eos>` and `<unk>`; rarer tokens become `<unk>`.
-        """
-        if max_size is not None and max_size <= len(SPECIAL_TOKENS):
-            raise ValueError(f"--vocab-size must be above {len(SPECIAL_TOKENS)}; got {max_size}.")
-        counts = collections.Counter(token for tokens in token_lists for token in tokens)
-        for special in SPECIAL_TOKENS:
-            counts.pop(special, None)
-        ranked = sorted((t for t, c in counts.items() if c >= min_count), key=lambda t: (-counts[t], t))
-        if max_size is not None:
-            ranked = ranked[: max_size - len(SPECIAL_TOKENS)]
-        return cls(list(SPECIAL_TOKENS) + ranked)
-
-    def __len__(self):
-        return len(self.tokens)
-
-    def encode(self, tokens):
-        return [self.index.get(token, UNK_ID) for token in tokens]
+    special_tokens = SPECIAL_TOKENS
+    unknown_id = UNK_ID
 
     def decode(self, ids):
+        """Every token of `ids`, `<eos>` included (a stream runs on past it)."""
         return [self.tokens[int(i)] if 0 <= int(i) < len(self.tokens) else UNK for i in ids]
 
 

@@ -110,6 +110,10 @@ class LanguageModelTask(Task):
             raise DataError(f"--batch-size must be at least 1; got {args.batch_size}.")
         options = self._data_options(args)
         corpus = lm_data.load_corpus(**options)
+        if args.vocab_size is not None and args.vocab_size <= len(lm_data.SPECIAL_TOKENS):
+            raise DataError(
+                f"--vocab-size must be above {len(lm_data.SPECIAL_TOKENS)}; got {args.vocab_size}."
+            )
         vocabulary = lm_data.Vocabulary.build(
             (lm_data.tokenize(line, args.split) for line in corpus.train), args.vocab_size, args.min_count
         )
