@@ -108,15 +108,14 @@ class _StepWeights:
     with the generic loop's.
     """
 
-    def __init__(self, cell, recurrent_kernel, summed, products):
-        self.cell = cell
+    def __init__(self, recurrent_kernel, summed, products):
         self.recurrent_kernel = recurrent_kernel
         self.summed = summed
         self.products = products
 
     @classmethod
     def of(cls, cell):
-        return cls(cell, cell.recurrent_kernel, list(cell.summed_weights()), list(cell.product_weights()))
+        return cls(cell.recurrent_kernel, list(cell.summed_weights()), list(cell.product_weights()))
 
     def variables(self):
         return [self.recurrent_kernel, *self.summed, *self.products]
@@ -225,15 +224,16 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
                 if not zero_output_for_mask:
                     d_states[0] = d_states[0] + jnp.where(mask_t, 0.0, d_output)
             summed_totals = [a + b for a, b in zip(summed_totals, sums)]
-            if product_sums:
-                product_totals = [a + b for a, b in zip(product_totals, product_sums)]
+            product_totals = [a + b for a, b in zip(product_totals, product_sums)]
             return (d_states, summed_totals, product_totals), (d_z, saved)
 
         with weights.bound(values):
             initial = (
                 [jnp.zeros_like(s[0]) if d is None else d for d, s in zip(d_final_states, states_in)],
                 [jnp.zeros_like(w) for w in summed],
-                [jnp.zeros_like(w) for w in products],
+                # A written step leaves the product weights to
+                # backward_weight_gradients, after the scan.
+                [] if written else [jnp.zeros_like(w) for w in products],
             )
             (d_initial_states, d_summed, d_products), (d_z, saved) = jax.lax.scan(
                 backward_step, initial, (z, states_in, d_outputs, step_mask), reverse=True,
