@@ -16,6 +16,8 @@ from keras_gated.layers import GatedRNN
 from keras_gated.layers import GridLSTM
 from keras_gated.layers import GridLSTMCell
 from keras_gated.layers import Highway
+from keras_gated.layers import LSTM
+from keras_gated.layers import LSTMCell
 from keras_gated.layers import PeepholeLSTM
 from keras_gated.layers import PeepholeLSTMCell
 from keras_gated.layers import UntiedLSTM
@@ -33,6 +35,8 @@ __all__ = [
     "GridLSTM",
     "GridLSTMCell",
     "Highway",
+    "LSTM",
+    "LSTMCell",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "UntiedLSTM",

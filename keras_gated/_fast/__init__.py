@@ -65,8 +65,8 @@ def unavailable_reason(layer):
     if _kind(cell) is None:
         return (
             f"{cell.__class__.__name__} with these options has no fast form "
-            "(a prioritised GridLSTM, or a stack whose activations have no "
-            "written derivative)"
+            "(a prioritised GridLSTM, a stack whose activations have no "
+            "written derivative, or layer_norm with such activations)"
         )
     if name == "jax":
         if _kind(cell) == "stack":
@@ -82,6 +82,11 @@ def unavailable_reason(layer):
 def _kind(cell):
     """"cell" for a one-layer cell, "stack" for a stack with fast levels, else None."""
     if getattr(cell, "deferred_recurrent_product", False):
+        # The loops' automatic backward step takes dU from dZ's recurrent
+        # columns, which a norm on U h makes wrong: such a cell needs its
+        # written step (activations with a written derivative).
+        if cell.separate_recurrent_gradient and not cell.has_step_backward:
+            return None
         return "cell"
     if getattr(cell, "has_fast_levels", False):
         return "stack"

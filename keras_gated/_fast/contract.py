@@ -14,6 +14,8 @@ vector-Jacobian product is `step_backward`. The step may read, besides U,
 only the weights listed by `summed_weights` (vectors whose gradients
 `step_backward` sums over the batch) and `product_weights` (matrices whose
 gradients `backward_weight_gradients` computes over many steps at once).
+With `separate_recurrent_gradient` (a norm on `U h_{t-1}`), the gradient of
+U is `H^T dR` from `step_backward`'s `d_recurrent`, which the loops keep.
 
 Stacks (`has_fast_levels`) describe their levels with `fast_levels()`
 instead; only TensorFlow's `fused_stack_rnn` runs them.
@@ -33,6 +35,7 @@ class FusedCell(typing.Protocol):
     deferred_recurrent_product: bool
     has_step_backward: bool  # step_backward written for these activations
     step_backward_saves: int  # per-step tensors step_backward returns in `saved`
+    separate_recurrent_gradient: bool  # d_recurrent is no slice of d_projected (a norm on U h)
 
     def project_inputs(self, inputs):
         """`W x + b` (and any extra columns) for a step or a whole sequence."""

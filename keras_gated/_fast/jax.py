@@ -136,6 +136,9 @@ class _StepWeights:
 def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
     """The custom-VJP loop `(projected, states, weight values) -> (outputs, final states)`."""
     written = cell.has_step_backward
+    # With a norm on U h, dU = H^T dR where dR is no slice of dZ: the
+    # reverse scan returns it too (only written steps run such cells).
+    keeps_recurrent_gradient = cell.separate_recurrent_gradient
 
     def recurrent_input(h_tm1):
         return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
@@ -225,7 +228,9 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
                     d_states[0] = d_states[0] + jnp.where(mask_t, 0.0, d_output)
             summed_totals = [a + b for a, b in zip(summed_totals, sums)]
             product_totals = [a + b for a, b in zip(product_totals, product_sums)]
-            return (d_states, summed_totals, product_totals), (d_z, saved)
+            return (d_states, summed_totals, product_totals), (
+                d_z, saved, d_r if keeps_recurrent_gradient else None
+            )
 
         with weights.bound(values):
             initial = (
@@ -235,13 +240,14 @@ def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
                 # backward_weight_gradients, after the scan.
                 [] if written else [jnp.zeros_like(w) for w in products],
             )
-            (d_initial_states, d_summed, d_products), (d_z, saved) = jax.lax.scan(
+            (d_initial_states, d_summed, d_products), (d_z, saved, d_r) = jax.lax.scan(
                 backward_step, initial, (z, states_in, d_outputs, step_mask), reverse=True,
                 unroll=TRAINING_UNROLL,
             )
             rows = z.shape[0] * z.shape[1]
             h_rows = recurrent_input(states_in[0]).reshape(rows, -1)
-            d_recurrent_kernel = h_rows.T @ cell.recurrent_columns(d_z).reshape(rows, -1)
+            d_recurrent = d_r if keeps_recurrent_gradient else cell.recurrent_columns(d_z)
+            d_recurrent_kernel = h_rows.T @ d_recurrent.reshape(rows, -1)
             if written and products:
                 d_products = list(cell.backward_weight_gradients(d_z, states_in, saved))
         return d_z, d_initial_states, [d_recurrent_kernel, *d_summed, *d_products]

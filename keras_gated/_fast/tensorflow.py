@@ -162,8 +162,8 @@ def fused_rnn(
     length, chunk, num_chunks = _chunking(time_major_inputs, inputs.shape[0], unroll)
     num_inputs = len(loop_inputs)
     num_states = len(initial_state)
-    units = recurrent_kernel.shape[0]
-    recurrent_width = len(cell.recurrent_gates) * units
+    # The rows of U are the width of h (the projection's P, if any).
+    recurrent_rows, recurrent_width = recurrent_kernel.shape
     # Columns at the end of z that have no recurrent part (the depth-gated
     # layer's depth gate and lower memory, 2H): the backward loop projects
     # them again from x, chunk by chunk, rather than keep them for every step.
@@ -175,6 +175,10 @@ def fused_rnn(
     # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
     written = cell.has_step_backward
+    # With a norm on U h the gradient of U is H^T dR, where dR is no slice
+    # of dZ: the backward steps keep it too (`_fast.unavailable_reason`
+    # leaves such cells to the loop only with a written step).
+    keeps_recurrent_gradient = cell.separate_recurrent_gradient
 
     def chunk_bounds(c):
         return _chunk_bounds(c, chunk, length)
@@ -325,7 +329,8 @@ def fused_rnn(
                 (z_handle, d_carry, d_prev, totals, products, product_grads,
                  d_inputs_ta) = carry
                 chunk_arrays = [
-                    tf.TensorArray(dtype, size=end - start) for _ in range(1 + num_saves)
+                    tf.TensorArray(dtype, size=end - start)
+                    for _ in range(1 + num_saves + int(keeps_recurrent_gradient))
                 ]
                 input_only = bottom.input_only(start, end) if recomputed else None
 
@@ -343,7 +348,8 @@ def fused_rnn(
                     d_states_prev = through_recurrent_product(d_r, d_states_prev)
                     if written:
                         d_states_prev = _pass_masked(mask_t, d_states_prev, d_carry)
-                    arrays = [a.write(s, v) for a, v in zip(arrays, [d_z] + saved)]
+                    kept = [d_z] + saved + ([d_r] if keeps_recurrent_gradient else [])
+                    arrays = [a.write(s, v) for a, v in zip(arrays, kept)]
                     return z_handle, d_states_prev, d_prev, totals, arrays
 
                 z_handle, d_carry, d_prev, totals, chunk_arrays = _for(
@@ -354,14 +360,17 @@ def fused_rnn(
                     unroll=unroll,
                 )
                 d_z_chunk = chunk_arrays[0].stack()
+                d_r_chunk = chunk_arrays[-1].stack() if keeps_recurrent_gradient else None
                 products, d_inputs_ta = bottom.accumulate(
                     c, start, end, _flat(recurrent_input(states_in[0][start:end])),
                     d_z_chunk, cell.recurrent_columns, products, d_inputs_ta,
+                    d_r_chunk,
                 )
                 if product_weights:
                     chunk_states = [s[start:end] for s in states_in]
                     gradients = cell.backward_weight_gradients(
-                        d_z_chunk, chunk_states, [a.stack() for a in chunk_arrays[1:]]
+                        d_z_chunk, chunk_states,
+                        [a.stack() for a in chunk_arrays[1 : 1 + num_saves]],
                     )
                     product_grads = [a + g for a, g in zip(product_grads, gradients)]
                 return (z_handle, d_carry, d_prev, totals, products, product_grads,
@@ -391,7 +400,7 @@ def fused_rnn(
             else:
                 d_variables = totals
             d_loop_inputs, d_recurrent_kernel = bottom.gradients(
-                products, d_inputs_ta, units, cell.recurrent_columns
+                products, d_inputs_ta, recurrent_rows, cell.recurrent_columns
             )
             return (
                 d_loop_inputs + [d_recurrent_kernel] + list(d_initial_states),
@@ -818,8 +827,12 @@ class _BottomProjection:
         return tf.zeros((features + units + int(self.has_bias), width), dtype)
 
     def accumulate(self, c, start, end, h_rows, d_z_chunk, recurrent_columns,
-                   products, d_inputs_ta):
+                   products, d_inputs_ta, d_r_chunk=None):
         """Adds chunk c's weight gradients to `products`; keeps its input gradient.
+
+        `d_r_chunk`, where the cell's `d_recurrent` is no slice of dZ (a
+        norm on U h), is the gradient of U h for `dU = H^T dR`; such a cell
+        has no `projection_weights`, so the projection is not made here.
 
         With the projection made here, `[dW ; dU ; db] += [X | H | 1]^T dZ`.
         Where the recurrent blocks are not all the projected columns
@@ -830,9 +843,8 @@ class _BottomProjection:
         """
         d_z_rows = _flat(d_z_chunk)
         if not self.projected_here:
-            products = products + tf.matmul(
-                h_rows, recurrent_columns(d_z_rows), transpose_a=True
-            )
+            d_r_rows = recurrent_columns(d_z_rows) if d_r_chunk is None else _flat(d_r_chunk)
+            products = products + tf.matmul(h_rows, d_r_rows, transpose_a=True)
             return products, d_inputs_ta.write(c, d_z_chunk)
         rows = _weight_rows(_flat(self.loop_in[0][start:end]), h_rows, self.has_bias)
         products = products + tf.matmul(rows, d_z_rows, transpose_a=True)

@@ -30,6 +30,8 @@ class StackedGatedCell(GatedCell):
     """
 
     recurrent_levels = 1
+    # The LSTM options are not written for the stacks' levels yet.
+    supports_lstm_options = False
 
     def get_recurrent_dropout_mask(self, step_input):
         if (

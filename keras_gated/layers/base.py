@@ -129,6 +129,42 @@ def _derivative_from_output(activation):
     return None
 
 
+def _normalized(values, epsilon):
+    """`(x̂, 1/σ)` of layer normalisation over the last axis (σ² with epsilon)."""
+    mean = ops.mean(values, axis=-1, keepdims=True)
+    centered = values - mean
+    variance = ops.mean(ops.square(centered), axis=-1, keepdims=True)
+    inverse_deviation = ops.rsqrt(variance + epsilon)
+    return centered * inverse_deviation, inverse_deviation
+
+
+def _normalized_backward(d_normed, normalized, inverse_deviation, gamma):
+    """`(dx, dγ, dβ)` for `y = γ x̂ + β`, from dy, x̂ and 1/σ; dγ, dβ summed over rows."""
+    d_normalized = d_normed * gamma
+    d_values = inverse_deviation * (
+        d_normalized
+        - ops.mean(d_normalized, axis=-1, keepdims=True)
+        - normalized * ops.mean(d_normalized * normalized, axis=-1, keepdims=True)
+    )
+    return d_values, ops.sum(d_normed * normalized, axis=0), ops.sum(d_normed, axis=0)
+
+
+def _check_flag(value, name):
+    """Raises a ValueError unless `value` is True or False."""
+    if not isinstance(value, bool):
+        raise ValueError(f"`{name}` must be True or False. Received: {name}={value!r}")
+    return value
+
+
+def _check_positive(value, name):
+    """Raises a ValueError unless `value` is a positive number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(
+            f"`{name}` must be a positive number. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 class GatedCell(keras.layers.Layer, DropoutRNNCell):
     """Base class of the LSTM-family cells: gate blocks, dropout, config.
 
@@ -184,6 +220,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # with `step_backward` (or automatically, for a cell without one). A
     # cell that uses `recurrent_kernel` any other way must leave this False.
     deferred_recurrent_product = False
+    # Whether the cell takes the LSTM options (layer_norm, projection_units,
+    # cell_clip): its equations then run through `carried_cell` and
+    # `hidden_state`, and its backward step is `memory_backward`.
+    supports_lstm_options = True
 
     def __init__(
         self,
@@ -208,10 +248,35 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         dropout=0.0,
         recurrent_dropout=0.0,
         seed=None,
+        layer_norm=False,
+        norm_epsilon=1e-3,
+        norm_gamma_initializer="ones",
+        norm_beta_initializer="zeros",
+        projection_units=None,
+        projection_initializer="glorot_uniform",
+        projection_regularizer=None,
+        projection_constraint=None,
+        cell_clip=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.units = check_units(units)
+        self.layer_norm = _check_flag(layer_norm, "layer_norm")
+        self.norm_epsilon = _check_positive(norm_epsilon, "norm_epsilon")
+        self.norm_gamma_initializer = get_initializer(norm_gamma_initializer)
+        self.norm_beta_initializer = get_initializer(norm_beta_initializer)
+        self.projection_units = (
+            None if projection_units is None
+            else check_units(projection_units, "projection_units")
+        )
+        self.projection_initializer = get_initializer(projection_initializer)
+        self.projection_regularizer = regularizers.get(projection_regularizer)
+        self.projection_constraint = constraints.get(projection_constraint)
+        self.cell_clip = None if cell_clip is None else _check_positive(cell_clip, "cell_clip")
+        self._check_options_supported()
+        # Made by `build_options`.
+        self.norms = {}
+        self.projection_kernel = None
         self.activation = get_activation(activation, "activation")
         self.recurrent_activation = get_activation(
             recurrent_activation, "recurrent_activation"
@@ -238,8 +303,32 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed=seed)
 
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
+        self.state_size = [self.output_units, self.units]
+        self.output_size = self.output_units
+
+    @property
+    def output_units(self):
+        """Width of h, the output and what the recurrent kernel reads: P or H."""
+        return self.projection_units or self.units
+
+    def _check_options_supported(self):
+        """Raises a ValueError for an option this cell does not have (yet)."""
+        if self.supports_lstm_options:
+            return
+        chosen = [
+            name for name, value in (
+                ("layer_norm", self.layer_norm),
+                ("projection_units", self.projection_units),
+                ("cell_clip", self.cell_clip),
+            ) if value
+        ]
+        if chosen:
+            raise ValueError(
+                f"{self.__class__.__name__} does not take {', '.join(chosen)} yet: "
+                "the LSTM options (docs/options.md) apply to LSTMCell, "
+                "PeepholeLSTMCell, CoupledLSTMCell and UntiedLSTMCell. Leave "
+                f"{' and '.join(chosen)} at the default or use one of those cells."
+            )
 
     def get_config(self):
         config = {
@@ -269,6 +358,30 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
         }
+        if self.supports_lstm_options:
+            config.update(
+                {
+                    "layer_norm": self.layer_norm,
+                    "norm_epsilon": self.norm_epsilon,
+                    "norm_gamma_initializer": initializers.serialize(
+                        self.norm_gamma_initializer
+                    ),
+                    "norm_beta_initializer": initializers.serialize(
+                        self.norm_beta_initializer
+                    ),
+                    "projection_units": self.projection_units,
+                    "projection_initializer": initializers.serialize(
+                        self.projection_initializer
+                    ),
+                    "projection_regularizer": regularizers.serialize(
+                        self.projection_regularizer
+                    ),
+                    "projection_constraint": constraints.serialize(
+                        self.projection_constraint
+                    ),
+                    "cell_clip": self.cell_clip,
+                }
+            )
         if self.peephole_choices:
             config.update(
                 {
@@ -328,7 +441,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             constraint=self.kernel_constraint,
         )
         self.recurrent_kernel = self.add_weight(
-            shape=(H, len(self.recurrent_gates) * H),
+            shape=(self.output_units, len(self.recurrent_gates) * H),
             name="recurrent_kernel",
             initializer=self.recurrent_initializer,
             regularizer=self.recurrent_regularizer,
@@ -357,10 +470,46 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         }
         for gate, weight in self.peephole_weights.items():
             setattr(self, f"{GATE_NAMES[gate]}_gate_peephole_weights", weight)
+        self.build_options()
         self.built = True
 
     def build_extra_kernels(self):
         """Hook for weights that sit between `recurrent_kernel` and `bias`."""
+
+    def build_options(self):
+        """The weights of the LSTM options, after the cell's own (tfa's order).
+
+        `layer_norm`: `kernel_norm_gamma`, `kernel_norm_beta` (kH),
+        `recurrent_norm_gamma`, `recurrent_norm_beta` (rH), `state_norm_gamma`,
+        `state_norm_beta` (H); `projection_units`: `projection_kernel` (H x P).
+        """
+        self.norms = {}
+        if self.layer_norm:
+            widths = {
+                "kernel": len(self.kernel_gates) * self.units,
+                "recurrent": len(self.recurrent_gates) * self.units,
+                "state": self.units,
+            }
+            for place, width in widths.items():
+                self.norms[place] = (
+                    self.add_weight(
+                        shape=(width,), name=f"{place}_norm_gamma",
+                        initializer=self.norm_gamma_initializer,
+                    ),
+                    self.add_weight(
+                        shape=(width,), name=f"{place}_norm_beta",
+                        initializer=self.norm_beta_initializer,
+                    ),
+                )
+        self.projection_kernel = None
+        if self.projection_units:
+            self.projection_kernel = self.add_weight(
+                shape=(self.units, self.projection_units),
+                name="projection_kernel",
+                initializer=self.projection_initializer,
+                regularizer=self.projection_regularizer,
+                constraint=self.projection_constraint,
+            )
 
     def _gate_bias_initializer(self, shape, dtype=None):
         H = self.units
@@ -377,6 +526,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def project_inputs(self, inputs):
         """The input half of every gate block, `W x + b`, for a step or a sequence."""
         projected = ops.matmul(inputs, self.kernel)
+        if self.layer_norm:
+            projected = self.normalize("kernel", projected)
         if self.use_bias:
             projected = projected + self.bias
         return projected
@@ -388,8 +539,11 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         custom gradient, where the gradients of `kernel`, `recurrent_kernel`
         and `bias` come from one product over all steps. `bias` may be None.
         A cell whose projection is not of that form returns None (the fast
-        path then lets TensorFlow differentiate `project_inputs`).
+        path then lets TensorFlow differentiate `project_inputs`), as does a
+        cell with `layer_norm`, whose `LN_x(W x)` is no such product.
         """
+        if self.layer_norm:
+            return None
         return self.kernel, self.bias
 
     def recurrent_product(self, h_tm1):
@@ -403,7 +557,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """
         k = len(self.kernel_gates)
         if recurrent is None:
-            return dict(zip(self.kernel_gates, ops.split(projected, k, axis=-1)))
+            # Wider pre-activations carry columns after the gate blocks
+            # (`full_preactivations` with `layer_norm`).
+            gates = projected[..., : k * self.units]
+            return dict(zip(self.kernel_gates, ops.split(gates, k, axis=-1)))
         if self.recurrent_gates == self.kernel_gates:
             return dict(
                 zip(self.kernel_gates, ops.split(projected + recurrent, k, axis=-1))
@@ -415,7 +572,22 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         return blocks
 
     def full_preactivations(self, projected, recurrent):
-        """`projected` (with any extra columns) plus `U h_{t-1}` in its blocks."""
+        """`projected` (with any extra columns) plus `U h_{t-1}` in its blocks.
+
+        With `layer_norm` the recurrent part is `LN_h(U h_{t-1})`, and the
+        normalised product and its reciprocal deviation follow the gate
+        blocks as `rH + 1` extra columns: what `step_backward` reads to take
+        the gradient back through the norm, so a fused loop that keeps the
+        pre-activations keeps them too.
+        """
+        if not self.layer_norm:
+            return self._add_recurrent(projected, recurrent)
+        gamma, beta = self.norms["recurrent"]
+        normalized, inverse_deviation = _normalized(recurrent, self.norm_epsilon)
+        gates = self._add_recurrent(projected, normalized * gamma + beta)
+        return ops.concatenate([gates, normalized, inverse_deviation], axis=-1)
+
+    def _add_recurrent(self, projected, recurrent):
         width = len(self.kernel_gates) * self.units
         if self.recurrent_gates == self.kernel_gates and projected.shape[-1] == width:
             return projected + recurrent
@@ -461,6 +633,50 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         )
         return d_projected, d_recurrent
 
+    # -- the LSTM options (docs/options.md) -------------------------------
+
+    def normalize(self, place, values):
+        """`LN(values)` with the `place` norm's gamma and beta ("kernel", ...)."""
+        gamma, beta = self.norms[place]
+        normalized, _ = _normalized(values, self.norm_epsilon)
+        return normalized * gamma + beta
+
+    def carried_cell(self, memory):
+        """The memory the cell carries, from its own update c̃_t: LN_c, then the clip."""
+        if self.layer_norm:
+            memory = self.normalize("state", memory)
+        if self.cell_clip is not None:
+            memory = ops.clip(memory, -self.cell_clip, self.cell_clip)
+        return memory
+
+    def carried_cell_backward(self, memory, d_carried):
+        """`(d c̃_t, sums)`: the gradient through `carried_cell(memory)`.
+
+        `sums` are this step's gradients of the state norm's gamma and beta,
+        summed over the batch (none without `layer_norm`).
+        """
+        sums = []
+        clipped_from = memory
+        if self.layer_norm:
+            gamma, beta = self.norms["state"]
+            normalized, inverse_deviation = _normalized(memory, self.norm_epsilon)
+            clipped_from = normalized * gamma + beta
+        if self.cell_clip is not None:
+            inside = ops.less_equal(ops.abs(clipped_from), self.cell_clip)
+            d_carried = ops.where(inside, d_carried, ops.zeros_like(d_carried))
+        if self.layer_norm:
+            d_carried, d_gamma, d_beta = _normalized_backward(
+                d_carried, normalized, inverse_deviation, gamma
+            )
+            sums = [d_gamma, d_beta]
+        return d_carried, sums
+
+    def hidden_state(self, output):
+        """h_t from m_t = o_t ⊙ φ(c_t): `m_t P` with `projection_units`, else m_t."""
+        if self.projection_kernel is None:
+            return output
+        return ops.matmul(output, self.projection_kernel)
+
     def peep(self, gate, preactivation, memory):
         """Adds the peephole term `p ⊙ c` of `gate`, if that gate peeps."""
         if gate in self.peephole_weights:
@@ -503,36 +719,92 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # step (the untied kernel M) gets its gradient from one product over
     # all steps after the loop.
 
-    # The number of per-step tensors `step_backward` returns in `saved`.
-    step_backward_saves = 0
+    # The number of per-step tensors `memory_backward` returns in `saved`.
+    memory_backward_saves = 0
+
+    @property
+    def step_backward_saves(self):
+        """The number of per-step tensors `step_backward` returns in `saved`."""
+        return self.memory_backward_saves + (2 if self.projection_kernel is not None else 0)
+
+    @property
+    def separate_recurrent_gradient(self):
+        """Whether `d_recurrent` is not a slice of `d_projected` (`layer_norm`).
+
+        A fused loop then keeps `d_recurrent` for the gradient of U rather
+        than take `recurrent_columns(d_projected)`.
+        """
+        return self.layer_norm
 
     def step_backward(self, projected, states, d_new_states):
-        """Vector-Jacobian product of one `recurrent_step`, written by hand.
+        """Vector-Jacobian product of one `preactivation_step`, written by hand.
+
+        The cell's own equations go backwards in `memory_backward`; this
+        adds the options around them: the projection `h = m P` (its
+        gradient `d_m = d_h P^T`, and m and d_h kept for `dP`) and the
+        recurrent norm `LN_h(U h_{t-1})`.
 
         Args:
             projected: The step's full pre-activations `W x + U h + b`, with
-                any extra projected columns (see `full_preactivations`).
+                any extra columns (see `full_preactivations`).
             states: The states the step starts from.
             d_new_states: Gradients of the loss with respect to the states
                 the step returns (the output's gradient added to h's).
 
         Returns:
             `(d_projected, d_recurrent, d_states, saved, sums)`: the
-            gradients with respect to `projected` and to its recurrent
-            blocks `U h` (see `join_gate_gradients`), with respect to
-            `states` other than through `U h` (None where there is none), a
-            list of `step_backward_saves` per-step tensors that
+            gradients with respect to the projected inputs and to the
+            recurrent product `U h` (see `join_gate_gradients`), with
+            respect to `states` other than through `U h` (None where there
+            is none), a list of `step_backward_saves` per-step tensors that
             `backward_weight_gradients` needs, and this step's gradients of
             the `summed_weights`, summed over the batch, in their order.
+        """
+        d_hidden, *d_rest = d_new_states
+        d_output = d_hidden
+        if self.projection_kernel is not None:
+            d_output = ops.matmul(d_hidden, ops.transpose(self.projection_kernel))
+        d_projected, d_recurrent, d_states, saved, sums, output = self.memory_backward(
+            projected, states, [d_output, *d_rest]
+        )
+        saved, sums = list(saved), list(sums)
+        if self.layer_norm:
+            width = len(self.recurrent_gates) * self.units
+            gate_width = len(self.kernel_gates) * self.units
+            normalized, inverse_deviation = ops.split(
+                projected[..., gate_width:], [width], axis=-1
+            )
+            gamma, _ = self.norms["recurrent"]
+            d_recurrent, d_gamma, d_beta = _normalized_backward(
+                d_recurrent, normalized, inverse_deviation, gamma
+            )
+            sums += [d_gamma, d_beta]
+        if self.projection_kernel is not None:
+            saved += [output, d_hidden]
+        return d_projected, d_recurrent, d_states, saved, sums
+
+    def memory_backward(self, projected, states, d_new_states):
+        """The cell's own equations backwards, from z_t to m_t and c_t.
+
+        Like `step_backward` but `d_new_states[0]` is the gradient of
+        `m_t = o_t ⊙ φ(c_t)` (before any projection), `d_recurrent` that of
+        the recurrent part of z_t (after any norm), and it returns a sixth
+        value, m_t itself. `carried_cell_backward` takes the gradient of
+        the carried memory back to the cell's own update.
         """
         raise NotImplementedError
 
     def summed_weights(self):
         """The weights whose gradients `step_backward` returns as per-step sums.
 
-        By default the peephole vectors, in the order of `peepholes`.
+        By default the peephole vectors, in the order of `peepholes`, then
+        the state norm's and the recurrent norm's gamma and beta.
         """
-        return [self.peephole_weights[gate] for gate in self.peepholes]
+        weights = [self.peephole_weights[gate] for gate in self.peepholes]
+        for place in ("state", "recurrent"):
+            if place in self.norms:
+                weights += list(self.norms[place])
+        return weights
 
     def peephole_sums(self, d_gates, c_tm1, c):
         """This step's peephole-vector gradients, summed over the batch.
@@ -549,8 +821,16 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """Weight matrices used inside the step, besides `recurrent_kernel` (none by default).
 
         Their gradients come from `backward_weight_gradients`, one product
-        over many steps rather than a thin one per step.
+        over many steps rather than a thin one per step: the cell's own
+        (`memory_product_weights`), then `projection_kernel`.
         """
+        weights = list(self.memory_product_weights())
+        if self.projection_kernel is not None:
+            weights.append(self.projection_kernel)
+        return weights
+
+    def memory_product_weights(self):
+        """The weight matrices of the cell's own equations inside the step (none)."""
         return []
 
     def backward_weight_gradients(self, d_projected, states_in, saved):
@@ -559,8 +839,23 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         Every argument is stacked over those steps (leading axis):
         `d_projected` from `step_backward`, `states_in` the states each step
         starts from, `saved` the per-step tensors of `step_backward`.
-        Returns one gradient per weight of `product_weights`, in order.
+        Returns one gradient per weight of `product_weights`, in order;
+        `dP = Σ_t m_t^T dh_t` is one product over all those steps and rows.
         """
+        own = self.memory_backward_saves
+        gradients = list(self.memory_weight_gradients(d_projected, states_in, saved[:own]))
+        if self.projection_kernel is not None:
+            output, d_hidden = saved[own:]
+            gradients.append(
+                ops.matmul(
+                    ops.transpose(ops.reshape(output, (-1, self.units))),
+                    ops.reshape(d_hidden, (-1, self.projection_units)),
+                )
+            )
+        return gradients
+
+    def memory_weight_gradients(self, d_projected, states_in, saved):
+        """Gradients of `memory_product_weights`, as `backward_weight_gradients`."""
         return []
 
     def backward_loop_weights(self):
@@ -579,8 +874,13 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         output (sigmoid, tanh, linear); other ones take the automatic
         derivative of the step.
         """
+        written = (
+            type(self).memory_backward is not GatedCell.memory_backward
+            # The stacks write their whole step backwards themselves.
+            or type(self).step_backward is not GatedCell.step_backward
+        )
         return (
-            type(self).step_backward is not GatedCell.step_backward
+            written
             and _derivative_from_output(self.recurrent_activation) is not None
             and _derivative_from_output(self.activation) is not None
         )

@@ -48,36 +48,42 @@ class CoupledLSTMCell(GatedCell):
     deferred_recurrent_product = True
 
     def activate(self, z, c_tm1):
-        """The equations from the pre-activations: `(f, g, c, o, φ(c))`."""
+        """The equations from the pre-activations: `(f, g, c̃, c, o, φ(c))`.
+
+        c̃ is the cell's own update, c the memory it carries (`carried_cell`).
+        """
         σ, φ = self.recurrent_activation, self.activation
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
-        c = f * c_tm1 + (1.0 - f) * g
+        update = f * c_tm1 + (1.0 - f) * g
+        c = self.carried_cell(update)
         o = σ(self.peep("o", z["o"], c))
-        return f, g, c, o, φ(c)
+        return f, g, update, c, o, φ(c)
 
     def preactivation_step(self, preactivations, states):
         c_tm1 = states[1]
         z = self.split_gates(preactivations)
-        f, _, c, o, φc = self.activate(z, c_tm1)
-        h = o * φc
+        f, _, _, c, o, φc = self.activate(z, c_tm1)
+        h = self.hidden_state(o * φc)
         return h, [h, c], {"forget": f, "output": o}
 
-    def step_backward(self, projected, states, d_new_states):
+    def memory_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        f, g, c, o, φc = self.activate(self.split_gates(projected), c_tm1)
-        d_h, d_c = d_new_states
-        d_o = d_h * φc * dσ(o)
-        d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
-        d_f = d_c * (c_tm1 - g) * dσ(f)
-        d_c_tm1 = add_gradients(d_c * f, self.peep_backward("f", d_f))
-        d_gates = {"f": d_f, "c": d_c * (1.0 - f) * dφ(g), "o": d_o}
+        f, g, update, c, o, φc = self.activate(self.split_gates(projected), c_tm1)
+        d_m, d_c = d_new_states
+        d_o = d_m * φc * dσ(o)
+        d_c = add_gradients(d_c, d_m * o * dφ(φc), self.peep_backward("o", d_o))
+        d_update, option_sums = self.carried_cell_backward(update, d_c)
+        d_f = d_update * (c_tm1 - g) * dσ(f)
+        d_c_tm1 = add_gradients(d_update * f, self.peep_backward("f", d_f))
+        d_gates = {"f": d_f, "c": d_update * (1.0 - f) * dφ(g), "o": d_o}
         return (
             *self.join_gate_gradients(d_gates),
             [None, d_c_tm1],
             [],
-            self.peephole_sums(d_gates, c_tm1, c),
+            self.peephole_sums(d_gates, c_tm1, c) + option_sums,
+            o * φc,
         )
 
 

@@ -50,7 +50,7 @@ class UntiedLSTMCell(GatedCell):
     kernel_gates = "ifcoz"
     recurrent_gates = "ifoz"
     deferred_recurrent_product = True
-    step_backward_saves = 1
+    memory_backward_saves = 1
 
     def __init__(
         self,
@@ -85,45 +85,50 @@ class UntiedLSTMCell(GatedCell):
     def activate(self, z, c_tm1):
         """The equations from the pre-activations.
 
-        Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, c, φ(c))`, where
-        `read = z_t ⊙ φ(c_{t-1})` is what the candidate reads through M.
+        Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, c̃, c, φ(c))`, where
+        `read = z_t ⊙ φ(c_{t-1})` is what the candidate reads through M, c̃
+        the cell's own update and c the memory it carries (`carried_cell`).
         """
         σ, φ = self.recurrent_activation, self.activation
         i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
         φc_tm1 = φ(c_tm1)
         read = untied * φc_tm1
         g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
-        c = f * c_tm1 + i * g
-        return i, f, o, untied, φc_tm1, read, g, c, φ(c)
+        update = f * c_tm1 + i * g
+        c = self.carried_cell(update)
+        return i, f, o, untied, φc_tm1, read, g, update, c, φ(c)
 
     def preactivation_step(self, preactivations, states):
         c_tm1 = states[1]
         z = self.split_gates(preactivations)
-        i, f, o, untied, _, _, _, c, φc = self.activate(z, c_tm1)
-        h = o * φc
+        i, f, o, untied, _, _, _, _, c, φc = self.activate(z, c_tm1)
+        h = self.hidden_state(o * φc)
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
-    def step_backward(self, projected, states, d_new_states):
+    def memory_backward(self, projected, states, d_new_states):
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
         # The untied product, the one matrix product inside the step, is
         # recomputed here rather than kept from the forward loop.
-        i, f, o, untied, φc_tm1, read, g, _, φc = self.activate(
+        i, f, o, untied, φc_tm1, read, g, update, _, φc = self.activate(
             self.split_gates(projected), c_tm1
         )
-        d_h, d_c = d_new_states
-        d_c = add_gradients(d_c, d_h * o * dφ(φc))
-        d_g = d_c * i * dφ(g)
+        d_m, d_c = d_new_states
+        d_c = add_gradients(d_c, d_m * o * dφ(φc))
+        d_update, option_sums = self.carried_cell_backward(update, d_c)
+        d_g = d_update * i * dφ(g)
         d_read = ops.matmul(d_g, self._untied_kernel_transposed())
         d_gates = {
-            "i": d_c * g * dσ(i),
-            "f": d_c * c_tm1 * dσ(f),
+            "i": d_update * g * dσ(i),
+            "f": d_update * c_tm1 * dσ(f),
             "c": d_g,
-            "o": d_h * φc * dσ(o),
+            "o": d_m * φc * dσ(o),
             "z": d_read * φc_tm1 * dσ(untied),
         }
-        d_c_tm1 = d_c * f + d_read * untied * dφ(φc_tm1)
-        return (*self.join_gate_gradients(d_gates), [None, d_c_tm1], [read], [])
+        d_c_tm1 = d_update * f + d_read * untied * dφ(φc_tm1)
+        return (
+            *self.join_gate_gradients(d_gates), [None, d_c_tm1], [read], option_sums, o * φc,
+        )
 
     def _untied_kernel_transposed(self):
         # Set by `backward_loop_weights` so that the backward loop reads a
@@ -141,10 +146,10 @@ class UntiedLSTMCell(GatedCell):
         finally:
             self._untied_kernel_t = None
 
-    def product_weights(self):
+    def memory_product_weights(self):
         return [self.untied_kernel]
 
-    def backward_weight_gradients(self, d_projected, states_in, saved):
+    def memory_weight_gradients(self, d_projected, states_in, saved):
         (read,) = saved
         d_g = d_projected[..., self._block("c")]
         return [
