@@ -112,6 +112,78 @@ def untied_lstm_step(
     return h_new, [h_new, c_new]
 
 
+# ------------------------------------------------ LSTM and the LSTM options
+def lstm_step(x, states, weights, recurrent_activation=sigmoid, activation=np.tanh):
+    """SPEC LSTMCell: blocks i, f, c, o, as keras.layers.LSTMCell."""
+    h, c = states
+    zi, zf, zc, zo = gate_blocks(x, h, weights, 4)
+    i, f, o = recurrent_activation(zi), recurrent_activation(zf), recurrent_activation(zo)
+    c_new = f * c + i * activation(zc)
+    h_new = o * activation(c_new)
+    return h_new, [h_new, c_new]
+
+
+def layer_norm(values, gamma, beta, epsilon=1e-3):
+    """Ba et al.'s normalisation over the last axis, as tfa's LayerNormLSTMCell."""
+    mean = values.mean(axis=-1, keepdims=True)
+    variance = ((values - mean) ** 2).mean(axis=-1, keepdims=True)
+    return (values - mean) / np.sqrt(variance + epsilon) * gamma + beta
+
+
+# Kernel and recurrent gate blocks of the cells that take the LSTM options.
+OPTION_CELL_BLOCKS = {
+    "lstm": ("ifco", "ifco"),
+    "peephole": ("ifco", "ifco"),
+    "coupled": ("fco", "fco"),
+    "untied": ("ifcoz", "ifoz"),
+}
+
+
+def lstm_options_step(x, states, weights, cell="lstm", cell_clip=None, epsilon=1e-3):
+    """SPEC "Options of the LSTM-family cells", for `cell` in OPTION_CELL_BLOCKS.
+
+    layer_norm when `kernel_norm_gamma` is among the weights, projection when
+    `projection_kernel` is; `cell_clip` as given. Peepholes (peephole and
+    coupled cells) read the memory as carried.
+    """
+    h, c = states
+    kernel_blocks, recurrent_blocks = OPTION_CELL_BLOCKS[cell]
+    wx = x @ weights["kernel"]
+    uh = h @ weights["recurrent_kernel"]
+    if "kernel_norm_gamma" in weights:
+        wx = layer_norm(wx, weights["kernel_norm_gamma"], weights["kernel_norm_beta"], epsilon)
+        uh = layer_norm(
+            uh, weights["recurrent_norm_gamma"], weights["recurrent_norm_beta"], epsilon
+        )
+    if "bias" in weights:
+        wx = wx + weights["bias"]
+    z = dict(zip(kernel_blocks, np.split(wx, len(kernel_blocks), axis=-1)))
+    for gate, block in zip(recurrent_blocks, np.split(uh, len(recurrent_blocks), axis=-1)):
+        z[gate] = z[gate] + block
+    sig, tanh = sigmoid, np.tanh
+    if cell == "untied":
+        i, f, o, zt = sig(z["i"]), sig(z["f"]), sig(z["o"]), sig(z["z"])
+        update = f * c + i * tanh(z["c"] + (zt * tanh(c)) @ weights["untied_kernel"])
+    elif cell == "coupled":
+        f = sig(z["f"] + _peep(weights, "forget_gate_peephole_weights", c))
+        update = f * c + (1.0 - f) * tanh(z["c"])
+    else:
+        i = sig(z["i"] + _peep(weights, "input_gate_peephole_weights", c))
+        f = sig(z["f"] + _peep(weights, "forget_gate_peephole_weights", c))
+        update = f * c + i * tanh(z["c"])
+    if "state_norm_gamma" in weights:
+        update = layer_norm(
+            update, weights["state_norm_gamma"], weights["state_norm_beta"], epsilon
+        )
+    c_new = update if cell_clip is None else np.clip(update, -cell_clip, cell_clip)
+    if cell != "untied":
+        o = sig(z["o"] + _peep(weights, "output_gate_peephole_weights", c_new))
+    h_new = o * tanh(c_new)
+    if "projection_kernel" in weights:
+        h_new = h_new @ weights["projection_kernel"]
+    return h_new, [h_new, c_new]
+
+
 # --------------------------------------------------------------------- Highway
 def highway(x, weights, activation=relu, carry_gate="coupled", gate_activation=sigmoid):
     """SPEC Highway: y = T ⊙ act(W_H x + b_H) + C ⊙ x, C = 1 - T or σ(W_C x + b_C)."""

@@ -1,0 +1,264 @@
+"""kg.LSTM and the LSTM options against float64 references, Keras and PyTorch.
+
+`layer_norm`, `projection_units` and `cell_clip` on the LSTM, peephole,
+coupled and untied cells (SPEC.md, "Options of the LSTM-family cells"):
+forward values of every path and the gradients of the fast path (the
+written backward steps) against `tests/reference.py`'s
+`lstm_options_step` and its central finite differences; `kg.LSTM` against
+`keras.layers.LSTM`; `projection_units` against `torch.nn.LSTM(proj_size=)`
+with ported weights (docs/migration.md). The same layers on JAX's fast loop
+are compared with its generic loop by `tests/jax_fast_script.py`.
+"""
+
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_gated as kg
+from tests import reference as ref
+
+BATCH, STEPS, FEATURES, UNITS, PROJECTION = 2, 4, 3, 4, 3
+CLIP = 0.3
+
+
+class Case(NamedTuple):
+    id: str
+    layer: type
+    cell: type
+    reference_cell: str  # the cell name of ref.lstm_options_step
+    kwargs: dict
+
+
+CELLS = [
+    ("lstm", kg.LSTM, kg.LSTMCell, {}),
+    ("peephole", kg.PeepholeLSTM, kg.PeepholeLSTMCell, {}),
+    ("coupled", kg.CoupledLSTM, kg.CoupledLSTMCell, {"peepholes": "fo"}),
+    ("untied", kg.UntiedLSTM, kg.UntiedLSTMCell, {}),
+]
+OPTIONS = {
+    "layer-norm": {"layer_norm": True},
+    "projection": {"projection_units": PROJECTION},
+    "clip": {"cell_clip": CLIP},
+    "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP},
+}
+CASES = [
+    Case(f"{name}-{option}", layer, cell, name, {**kwargs, **options})
+    for name, layer, cell, kwargs in CELLS
+    for option, options in OPTIONS.items()
+]
+IDS = [case.id for case in CASES]
+
+
+def make_layer(case, path, dtype=None):
+    kwargs = dict(case.kwargs, dtype=dtype)
+    if path == "rnn":
+        return keras.layers.RNN(
+            case.cell(UNITS, **kwargs), return_sequences=True, return_state=True, dtype=dtype
+        )
+    return case.layer(
+        UNITS, return_sequences=True, return_state=True,
+        fast_path={"fast": True, "generic": False}[path], **kwargs,
+    )
+
+
+def problem(case, path, seed, dtype="float32"):
+    rng = np.random.default_rng(seed)
+    layer = make_layer(case, path, None if dtype == "float32" else dtype)
+    layer.build((BATCH, STEPS, FEATURES))
+    weights = {}
+    for variable in layer.weights:
+        value = rng.normal(0.0, 0.6, size=variable.shape).astype(dtype)
+        variable.assign(value)
+        weights[variable.name] = value.astype("float64")
+    assert len(weights) == len(layer.weights), "weight names must be unique"
+    inputs = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(dtype)
+    widths = layer.cell.state_size
+    states = [rng.normal(0.0, 0.5, size=(BATCH, w)).astype(dtype) for w in widths]
+    return layer, inputs, states, weights, rng
+
+
+def reference_run(case, inputs, states, weights):
+    return ref.run_sequence(
+        ref.lstm_options_step, inputs, [s.astype("float64") for s in states], weights,
+        cell=case.reference_cell, cell_clip=case.kwargs.get("cell_clip"),
+    )
+
+
+@pytest.mark.parametrize("path", ["fast", "generic", "rnn"])
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_forward_matches_reference(case, path):
+    layer, inputs, states, weights, _ = problem(case, path, seed=0)
+    outputs, h, c = layer(inputs, initial_state=states)
+    if path != "rnn":
+        assert layer.last_call_path == path
+    expected, (expected_h, expected_c) = reference_run(
+        case, inputs.astype("float64"), states, weights
+    )
+    for got, want in ((outputs, expected), (h, expected_h), (c, expected_c)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=3e-6)
+    assert h.shape == (BATCH, case.kwargs.get("projection_units", UNITS))
+    if "cell_clip" in case.kwargs:
+        # The clip acted: some memory sits on its bound.
+        assert np.isclose(np.abs(expected_c), CLIP).any()
+
+
+def _gradients(case, layer, inputs, states, weights, rng):
+    """(names, TensorFlow gradients, finite differences of the float64 reference)."""
+    width = layer.cell.output_size
+    probes = [rng.normal(size=(BATCH, STEPS, width)), rng.normal(size=(BATCH, width)),
+              rng.normal(size=(BATCH, UNITS))]
+    dtype = inputs.dtype
+    x, s = tf.constant(inputs), [tf.constant(v) for v in states]
+    with tf.GradientTape() as tape:
+        tape.watch([x, *s])
+        results = layer(x, initial_state=s, training=True)
+        loss = sum(tf.reduce_sum(r * p.astype(dtype)) for r, p in zip(results, probes))
+    variables = list(layer.weights)
+    grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
+
+    x64, s64 = inputs.astype("float64"), [v.astype("float64") for v in states]
+
+    def reference_loss():
+        outputs, final = reference_run(case, x64, s64, weights)
+        return sum((r * p).sum() for r, p in zip([outputs, *final], probes))
+
+    arrays = [x64, *s64, *[weights[v.name] for v in variables]]
+    numeric = [ref.numerical_gradient(reference_loss, a) for a in arrays]
+    return ["inputs", "initial h", "initial c", *[v.name for v in variables]], grads, numeric
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_fast_path_gradients_match_finite_differences(case):
+    layer, *rest = problem(case, "fast", seed=1)
+    names, grads, numeric = _gradients(case, layer, *rest)
+    assert layer.last_call_path == "fast"
+    for name, got, expected in zip(names, grads, numeric):
+        np.testing.assert_allclose(
+            np.asarray(got), expected, rtol=1e-4, atol=3e-5, err_msg=f"gradient w.r.t. {name}"
+        )
+        assert np.abs(expected).max() > 1e-3, f"gradient w.r.t. {name} vanishes"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.endswith("-all")],
+                         ids=lambda c: c.id)
+def test_float64_fast_path_is_exact_to_round_off(case):
+    """In float64 nothing approximate hides behind the float32 tolerances."""
+    layer, inputs, states, weights, rng = problem(case, "fast", seed=6, dtype="float64")
+    names, grads, numeric = _gradients(case, layer, inputs, states, weights, rng)
+    for name, got, expected in zip(names, grads, numeric):
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-8,
+                                   err_msg=name)
+
+
+def test_lstm_equals_keras_lstm_with_the_same_weights():
+    x = np.random.default_rng(0).normal(size=(3, 9, 5)).astype("float32")
+    keras_layer = keras.layers.LSTM(6, return_sequences=True, return_state=True)
+    keras_layer(x)
+    rng = np.random.default_rng(1)
+    keras_layer.set_weights([rng.normal(0, 0.5, w.shape) for w in keras_layer.get_weights()])
+    ours = kg.LSTM(6, return_sequences=True, return_state=True)
+    ours(x)
+    assert [w.name for w in ours.weights] == [w.name for w in keras_layer.weights]
+    ours.set_weights(keras_layer.get_weights())
+
+    def values_and_gradients(layer):
+        with tf.GradientTape() as tape:
+            outputs, h, c = layer(x, training=True)
+            loss = tf.reduce_sum(outputs ** 2) + tf.reduce_sum(c)
+        return [outputs, h, c, *tape.gradient(loss, layer.trainable_weights)]
+
+    for got, want in zip(values_and_gradients(ours), values_and_gradients(keras_layer)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert ours.last_call_path == "fast"
+
+
+def test_projection_equals_torch_lstm_with_proj_size():
+    torch = pytest.importorskip("torch")
+    units, projection, features = 6, 3, 5
+    x = np.random.default_rng(0).normal(size=(2, 7, features)).astype("float32")
+    torch.manual_seed(0)
+    reference = torch.nn.LSTM(features, units, proj_size=projection, batch_first=True)
+    layer = kg.LSTM(units, projection_units=projection, return_sequences=True,
+                    return_state=True)
+    layer(x)
+    # docs/migration.md: weight_ih, weight_hh, weight_hr are kernel, recurrent
+    # kernel and projection kernel transposed; the two biases add up.
+    layer.set_weights([
+        reference.weight_ih_l0.detach().numpy().T,
+        reference.weight_hh_l0.detach().numpy().T,
+        (reference.bias_ih_l0 + reference.bias_hh_l0).detach().numpy(),
+        reference.weight_hr_l0.detach().numpy().T,
+    ])
+    outputs, h, c = layer(x)
+    expected, (expected_h, expected_c) = reference(torch.from_numpy(x))
+    np.testing.assert_allclose(outputs, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, expected_h[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(c, expected_c[0].detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_weights_are_in_tf_addons_order():
+    layer = kg.LSTM(4, layer_norm=True)
+    layer.build((None, 3, 2))
+    assert [w.name for w in layer.weights] == [
+        "kernel", "recurrent_kernel", "bias",
+        "kernel_norm_gamma", "kernel_norm_beta",
+        "recurrent_norm_gamma", "recurrent_norm_beta",
+        "state_norm_gamma", "state_norm_beta",
+    ]
+    # tfa's defaults: gamma ones, beta zeros, epsilon 1e-3.
+    np.testing.assert_array_equal(layer.cell.norms["state"][0], np.ones(4))
+    assert layer.cell.norm_epsilon == 1e-3
+
+
+@pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
+def test_recurrent_dropout_and_mask_on_the_fast_path_equal_the_generic(options):
+    x = np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32")
+    mask = np.array([[1] * 6, [1, 1, 1, 0, 0, 0], [0, 0, 1, 1, 1, 1]], bool)
+    results = []
+    for fast_path in (True, False):
+        layer = kg.UntiedLSTM(5, recurrent_dropout=0.3, seed=4, fast_path=fast_path,
+                              return_sequences=True, **options)
+        layer.build(x.shape)
+        layer.set_weights([np.random.default_rng(2).normal(0, 0.5, w.shape)
+                           for w in layer.get_weights()])
+        keras.utils.set_random_seed(7)
+        with tf.GradientTape() as tape:
+            y = layer(x, mask=mask, training=True)
+            loss = tf.reduce_sum(y ** 2)
+        results.append([y, *tape.gradient(loss, layer.trainable_weights)])
+    for fast, generic in zip(*results):
+        np.testing.assert_allclose(fast, generic, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.id.endswith("-all")],
+                         ids=lambda c: c.id)
+def test_options_survive_config_and_keras_files(case, tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    model = keras.Sequential([keras.Input((5, 3)), case.layer(4, **case.kwargs)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
+    config = loaded.layers[0].get_config()
+    for key, value in case.kwargs.items():
+        assert config[key] == (tuple(value) if key == "peepholes" else value)
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"layer_norm": "yes"}, "`layer_norm` must be True or False"),
+    ({"projection_units": 0}, "`projection_units` must be a positive integer"),
+    ({"cell_clip": -1.0}, "`cell_clip` must be a positive number"),
+    ({"norm_epsilon": 0}, "`norm_epsilon` must be a positive number"),
+])
+def test_bad_option_values_name_the_argument(kwargs, says):
+    with pytest.raises(ValueError, match=says):
+        kg.LSTM(4, **kwargs)
+
+
+@pytest.mark.parametrize("layer", [kg.DepthGatedLSTM, kg.GridLSTM])
+def test_stacks_say_they_do_not_take_the_options_yet(layer):
+    with pytest.raises(ValueError, match="does not take layer_norm yet"):
+        layer(4, layer_norm=True)
