@@ -26,6 +26,9 @@ _CASES = [
     case(kg.CoupledLSTM, kg.CoupledLSTMCell, {}, "coupled"),
     case(kg.CoupledLSTM, kg.CoupledLSTMCell, {"peepholes": "fo"}, "coupled-peep", variant=True),
     case(kg.UntiedLSTM, kg.UntiedLSTMCell, {}, "untied"),
+    case(kg.LSTM, kg.LSTMCell,
+         {"layer_norm": True, "projection_units": 3, "cell_clip": 1.0}, "lstm-options",
+         variant=True),
 ]
 
 # Every configuration: for the fast tests.
