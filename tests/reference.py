@@ -139,12 +139,16 @@ OPTION_CELL_BLOCKS = {
 }
 
 
-def lstm_options_step(x, states, weights, cell="lstm", cell_clip=None, epsilon=1e-3):
+def lstm_options_step(
+    x, states, weights, cell="lstm", cell_clip=None, epsilon=1e-3, keep=(0.0, 0.0)
+):
     """SPEC "Options of the LSTM-family cells", for `cell` in OPTION_CELL_BLOCKS.
 
     layer_norm when `kernel_norm_gamma` is among the weights, projection when
-    `projection_kernel` is; `cell_clip` as given. Peepholes (peephole and
-    coupled cells) read the memory as carried.
+    `projection_kernel` is; `cell_clip` as given; zoneout's `keep = (d_c,
+    d_h)`: this step's keep masks in training, the rates at inference (0
+    without zoneout). Peepholes (peephole and coupled cells) read the memory
+    as carried.
     """
     h, c = states
     kernel_blocks, recurrent_blocks = OPTION_CELL_BLOCKS[cell]
@@ -175,12 +179,16 @@ def lstm_options_step(x, states, weights, cell="lstm", cell_clip=None, epsilon=1
         update = layer_norm(
             update, weights["state_norm_gamma"], weights["state_norm_beta"], epsilon
         )
-    c_new = update if cell_clip is None else np.clip(update, -cell_clip, cell_clip)
+    if cell_clip is not None:
+        update = np.clip(update, -cell_clip, cell_clip)
+    keep_c, keep_h = keep
+    c_new = keep_c * c + (1.0 - keep_c) * update
     if cell != "untied":
         o = sig(z["o"] + _peep(weights, "output_gate_peephole_weights", c_new))
     h_new = o * tanh(c_new)
     if "projection_kernel" in weights:
         h_new = h_new @ weights["projection_kernel"]
+    h_new = keep_h * h + (1.0 - keep_h) * h_new
     return h_new, [h_new, c_new]
 
 

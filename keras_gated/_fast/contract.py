@@ -40,6 +40,11 @@ class FusedCell(typing.Protocol):
     def project_inputs(self, inputs):
         """`W x + b` (and any extra columns) for a step or a whole sequence."""
 
+    def project_sequence(self, inputs, training):
+        """`project_inputs` and the per-step columns the step reads (zoneout's
+        masks), for a whole batch-major sequence: what a loop projects when
+        `projection_weights()` is None."""
+
     def projection_weights(self):
         """`(kernel, bias)` with `project_inputs(x) = x kernel + bias`, or None."""
 

@@ -75,7 +75,7 @@ def fused_rnn(
     recurrent_mask = None
     if training and cell.recurrent_dropout > 0:
         recurrent_mask = jnp.asarray(cell.get_recurrent_dropout_mask(initial_state[0]))
-    projected = jnp.swapaxes(jnp.asarray(cell.project_inputs(inputs)), 0, 1)
+    projected = jnp.swapaxes(jnp.asarray(cell.project_sequence(inputs, training)), 0, 1)
     step_mask = None
     if mask is not None:
         mask = jnp.asarray(mask)

@@ -158,7 +158,9 @@ def fused_rnn(
         recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
     time_major_inputs, step_mask = _time_major(inputs, mask, go_backwards)
     projection = cell.projection_weights()
-    loop_inputs, input_gradient = _loop_inputs(cell, projection, time_major_inputs)
+    loop_inputs, input_gradient = _loop_inputs(
+        cell, projection, time_major_inputs, inputs, go_backwards, training
+    )
     length, chunk, num_chunks = _chunking(time_major_inputs, inputs.shape[0], unroll)
     num_inputs = len(loop_inputs)
     num_states = len(initial_state)
@@ -450,7 +452,9 @@ def fused_stack_rnn(
             cell.get_recurrent_dropout_mask(initial_state[0]), num_levels, axis=-1
         )
     projection = levels[0].projection
-    loop_inputs, input_gradient = _loop_inputs(cell, projection, time_major_inputs)
+    loop_inputs, input_gradient = _loop_inputs(
+        cell, projection, time_major_inputs, inputs, go_backwards, training
+    )
     # Every level's weights enter as tensors: TensorFlow differentiates how
     # the levels sliced or joined them from the variables.
     level_weights = [
@@ -935,16 +939,19 @@ def _time_major(inputs, mask, go_backwards):
     return time_major_inputs, step_mask
 
 
-def _loop_inputs(cell, projection, time_major_inputs):
+def _loop_inputs(cell, projection, time_major_inputs, inputs, go_backwards, training):
     """What the loop takes in for the inputs, and whether their gradient is needed.
 
     With `projection = (kernel, bias)` the loop projects each chunk itself
     and returns the gradients of x, kernel and bias. Without, TensorFlow
-    differentiates `cell.project_inputs`, made whole here, and the loop
-    returns the gradient of its result.
+    differentiates `cell.project_sequence`, made whole here from the
+    batch-major `inputs` (so that any per-step columns it draws, zoneout's
+    masks, are those of the generic loop) and put in the loop's order, and
+    the loop returns the gradient of its result.
     """
     if projection is None:
-        return [tf.convert_to_tensor(cell.project_inputs(time_major_inputs))], True
+        projected = tf.convert_to_tensor(cell.project_sequence(inputs, training))
+        return [_time_major(projected, None, go_backwards)[0]], True
     kernel, bias = (None if w is None else tf.convert_to_tensor(w) for w in projection)
     loop_inputs = [time_major_inputs, kernel] + ([bias] if bias is not None else [])
     return loop_inputs, _input_gradient_needed(time_major_inputs)

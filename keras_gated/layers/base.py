@@ -149,6 +149,21 @@ def _normalized_backward(d_normed, normalized, inverse_deviation, gamma):
     return d_values, ops.sum(d_normed * normalized, axis=0), ops.sum(d_normed, axis=0)
 
 
+def _check_zoneout(zoneout):
+    """`(z_c, z_h)` from a rate or a pair of rates in [0, 1); a ValueError otherwise."""
+    rates = tuple(zoneout) if isinstance(zoneout, (tuple, list)) else (zoneout, zoneout)
+    if len(rates) != 2 or not all(
+        isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0.0 <= rate < 1.0
+        for rate in rates
+    ):
+        raise ValueError(
+            "`zoneout` must be a rate in [0, 1), the probability that a unit "
+            "keeps its previous value, for both the memory and the output, or "
+            f"a pair (z_c, z_h) of such rates. Received: zoneout={zoneout!r}"
+        )
+    return tuple(float(rate) for rate in rates)
+
+
 def _check_flag(value, name):
     """Raises a ValueError unless `value` is True or False."""
     if not isinstance(value, bool):
@@ -257,6 +272,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         projection_regularizer=None,
         projection_constraint=None,
         cell_clip=None,
+        zoneout=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -273,6 +289,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         self.projection_regularizer = regularizers.get(projection_regularizer)
         self.projection_constraint = constraints.get(projection_constraint)
         self.cell_clip = None if cell_clip is None else _check_positive(cell_clip, "cell_clip")
+        self.zoneout = _check_zoneout(zoneout)
         self._check_options_supported()
         # Made by `build_options`.
         self.norms = {}
@@ -320,6 +337,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                 ("layer_norm", self.layer_norm),
                 ("projection_units", self.projection_units),
                 ("cell_clip", self.cell_clip),
+                ("zoneout", any(self.zoneout)),
             ) if value
         ]
         if chosen:
@@ -380,6 +398,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                         self.projection_constraint
                     ),
                     "cell_clip": self.cell_clip,
+                    "zoneout": list(self.zoneout),
                 }
             )
         if self.peephole_choices:
@@ -532,6 +551,45 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             projected = projected + self.bias
         return projected
 
+    @property
+    def zoneout_width(self):
+        """Columns of zoneout's keep masks after the gate blocks: H + P, or 0."""
+        return self.units + self.output_units if any(self.zoneout) else 0
+
+    def project_sequence(self, inputs, training=False):
+        """`project_inputs(inputs)` and the per-step columns the step reads.
+
+        With `zoneout`, the keep masks `[d_c ; d_h]` (H + P columns) follow
+        the gate blocks: in training drawn for every step and unit from the
+        cell's seed generator (`d ~ Bernoulli(z)`, 1 keeps the previous
+        value), at inference the rates themselves (the expectation). The
+        loops call this once for a whole batch-major sequence, before their
+        time loop; `call` calls it for one step.
+        """
+        projected = self.project_inputs(inputs)
+        if not any(self.zoneout):
+            return projected
+        rate_c, rate_h = self.zoneout
+        rates = ops.concatenate(
+            [ops.full((self.units,), rate_c, dtype=projected.dtype),
+             ops.full((self.output_units,), rate_h, dtype=projected.dtype)]
+        )
+        shape = tuple(ops.shape(projected)[:-1]) + (self.zoneout_width,)
+        if training:
+            draws = keras.random.uniform(shape, dtype=projected.dtype, seed=self.seed_generator)
+            keep = ops.cast(ops.less(draws, rates), projected.dtype)
+        else:
+            keep = ops.broadcast_to(rates, shape)
+        return ops.concatenate([projected, keep], axis=-1)
+
+    def zoneout_keep(self, preactivations):
+        """`(d_c, d_h)`, the keep masks of a step from its pre-activations, or (None, None)."""
+        if not any(self.zoneout):
+            return None, None
+        start = len(self.kernel_gates) * self.units
+        keep = preactivations[..., start : start + self.zoneout_width]
+        return tuple(ops.split(keep, [self.units], axis=-1))
+
     def projection_weights(self):
         """`(kernel, bias)` such that `project_inputs(x) = x kernel + bias`, or None.
 
@@ -540,9 +598,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         and `bias` come from one product over all steps. `bias` may be None.
         A cell whose projection is not of that form returns None (the fast
         path then lets TensorFlow differentiate `project_inputs`), as does a
-        cell with `layer_norm`, whose `LN_x(W x)` is no such product.
+        cell with `layer_norm`, whose `LN_x(W x)` is no such product, or
+        with `zoneout`, whose keep masks `project_sequence` appends.
         """
-        if self.layer_norm:
+        if self.layer_norm or any(self.zoneout):
             return None
         return self.kernel, self.bias
 
@@ -641,21 +700,32 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         normalized, _ = _normalized(values, self.norm_epsilon)
         return normalized * gamma + beta
 
-    def carried_cell(self, memory):
-        """The memory the cell carries, from its own update c̃_t: LN_c, then the clip."""
+    def carried_cell(self, memory, c_tm1, keep_c):
+        """The memory the cell carries, from its own update c̃_t.
+
+        LN_c, then the clip, then zoneout: `d_c ⊙ c_{t-1} + (1 - d_c) ⊙ c̃_t`
+        with the keep mask `keep_c` (None without zoneout).
+        """
         if self.layer_norm:
             memory = self.normalize("state", memory)
         if self.cell_clip is not None:
             memory = ops.clip(memory, -self.cell_clip, self.cell_clip)
+        if keep_c is not None:
+            memory = keep_c * c_tm1 + (1.0 - keep_c) * memory
         return memory
 
-    def carried_cell_backward(self, memory, d_carried):
-        """`(d c̃_t, sums)`: the gradient through `carried_cell(memory)`.
+    def carried_cell_backward(self, memory, keep_c, d_carried):
+        """`(d c̃_t, d c_{t-1}, sums)`: the gradient through `carried_cell`.
 
-        `sums` are this step's gradients of the state norm's gamma and beta,
-        summed over the batch (none without `layer_norm`).
+        `d c_{t-1}` is the part zoneout hands straight back (None without
+        it); `sums` are this step's gradients of the state norm's gamma and
+        beta, summed over the batch (none without `layer_norm`).
         """
         sums = []
+        d_kept = None
+        if keep_c is not None:
+            d_kept = keep_c * d_carried
+            d_carried = (1.0 - keep_c) * d_carried
         clipped_from = memory
         if self.layer_norm:
             gamma, beta = self.norms["state"]
@@ -669,13 +739,16 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                 d_carried, normalized, inverse_deviation, gamma
             )
             sums = [d_gamma, d_beta]
-        return d_carried, sums
+        return d_carried, d_kept, sums
 
-    def hidden_state(self, output):
-        """h_t from m_t = o_t ⊙ φ(c_t): `m_t P` with `projection_units`, else m_t."""
-        if self.projection_kernel is None:
-            return output
-        return ops.matmul(output, self.projection_kernel)
+    def hidden_state(self, output, h_tm1, keep_h):
+        """h_t from m_t = o_t ⊙ φ(c_t): `m_t P` with `projection_units`, else m_t;
+        then zoneout, `d_h ⊙ h_{t-1} + (1 - d_h) ⊙ h̃_t` (`keep_h` None without)."""
+        if self.projection_kernel is not None:
+            output = ops.matmul(output, self.projection_kernel)
+        if keep_h is not None:
+            output = keep_h * h_tm1 + (1.0 - keep_h) * output
+        return output
 
     def peep(self, gate, preactivation, memory):
         """Adds the peephole term `p ⊙ c` of `gate`, if that gate peeps."""
@@ -761,18 +834,28 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             the `summed_weights`, summed over the batch, in their order.
         """
         d_hidden, *d_rest = d_new_states
+        _, keep_h = self.zoneout_keep(projected)
+        d_h_tm1 = None
+        if keep_h is not None:
+            d_h_tm1 = keep_h * d_hidden
+            d_hidden = (1.0 - keep_h) * d_hidden
         d_output = d_hidden
         if self.projection_kernel is not None:
             d_output = ops.matmul(d_hidden, ops.transpose(self.projection_kernel))
         d_projected, d_recurrent, d_states, saved, sums, output = self.memory_backward(
             projected, states, [d_output, *d_rest]
         )
-        saved, sums = list(saved), list(sums)
+        saved, sums, d_states = list(saved), list(sums), list(d_states)
+        d_states[0] = add_gradients(d_states[0], d_h_tm1)
+        gate_width = len(self.kernel_gates) * self.units
+        if self.zoneout_width:
+            # The keep masks are no function of the weights: zero gradient.
+            masks = projected[..., gate_width : gate_width + self.zoneout_width]
+            d_projected = ops.concatenate([d_projected, ops.zeros_like(masks)], axis=-1)
         if self.layer_norm:
             width = len(self.recurrent_gates) * self.units
-            gate_width = len(self.kernel_gates) * self.units
             normalized, inverse_deviation = ops.split(
-                projected[..., gate_width:], [width], axis=-1
+                projected[..., gate_width + self.zoneout_width :], [width], axis=-1
             )
             gamma, _ = self.norms["recurrent"]
             d_recurrent, d_gamma, d_beta = _normalized_backward(
@@ -930,7 +1013,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def call(self, inputs, states, training=False):
         check_step_input(self, inputs)
         inputs = self.drop_inputs(inputs, training)
-        return self.recurrent_step(self.project_inputs(inputs), states, training)
+        return self.recurrent_step(self.project_sequence(inputs, training), states, training)
 
     def get_initial_state(self, batch_size=None):
         return [
@@ -1109,7 +1192,7 @@ class GatedRNN(keras.layers.RNN):
                 return result
 
         self.last_call_path = "generic"
-        projected = cell.project_inputs(inputs)
+        projected = cell.project_sequence(inputs, training)
         with cell.loop_weights():
             return self._generic_loop(projected, initial_state, mask, training)
 

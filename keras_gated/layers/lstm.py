@@ -50,7 +50,7 @@ class LSTMCell(GatedCell):
     recurrent_gates = "ifco"
     deferred_recurrent_product = True
 
-    def activate(self, z, c_tm1):
+    def activate(self, z, c_tm1, keep_c=None):
         """The equations from the pre-activations: `(i, f, g, c̃, c, o, φ(c))`.
 
         c̃ is the update, c the memory carried (`carried_cell`: the same
@@ -60,21 +60,23 @@ class LSTMCell(GatedCell):
         i, f, o = σ(z["i"]), σ(z["f"]), σ(z["o"])
         g = φ(z["c"])
         update = f * c_tm1 + i * g
-        c = self.carried_cell(update)
+        c = self.carried_cell(update, c_tm1, keep_c)
         return i, f, g, update, c, o, φ(c)
 
     def preactivation_step(self, preactivations, states):
-        i, f, _, _, c, o, φc = self.activate(self.split_gates(preactivations), states[1])
-        h = self.hidden_state(o * φc)
+        keep_c, keep_h = self.zoneout_keep(preactivations)
+        i, f, _, _, c, o, φc = self.activate(self.split_gates(preactivations), states[1], keep_c)
+        h = self.hidden_state(o * φc, states[0], keep_h)
         return h, [h, c], {"input": i, "forget": f, "output": o}
 
     def memory_backward(self, projected, states, d_new_states):
+        keep_c, _ = self.zoneout_keep(projected)
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        i, f, g, update, _, o, φc = self.activate(self.split_gates(projected), c_tm1)
+        i, f, g, update, _, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
         d_m, d_c = d_new_states
         d_c = add_gradients(d_c, d_m * o * dφ(φc))
-        d_update, option_sums = self.carried_cell_backward(update, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
         d_gates = {
             "i": d_update * g * dσ(i),
             "f": d_update * c_tm1 * dσ(f),
@@ -83,7 +85,7 @@ class LSTMCell(GatedCell):
         }
         return (
             *self.join_gate_gradients(d_gates),
-            [None, d_update * f],
+            [None, add_gradients(d_update * f, d_kept)],
             [],
             option_sums,
             o * φc,

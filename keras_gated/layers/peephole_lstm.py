@@ -55,7 +55,7 @@ class PeepholeLSTMCell(GatedCell):
     default_peepholes = "ifo"
     deferred_recurrent_product = True
 
-    def activate(self, z, c_tm1):
+    def activate(self, z, c_tm1, keep_c=None):
         """The equations from the pre-activations: `(i, f, g, c̃, c, o, φ(c))`.
 
         c̃ is the cell's own update, c the memory it carries (`carried_cell`:
@@ -66,29 +66,31 @@ class PeepholeLSTMCell(GatedCell):
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
         update = f * c_tm1 + i * g
-        c = self.carried_cell(update)
+        c = self.carried_cell(update, c_tm1, keep_c)
         o = σ(self.peep("o", z["o"], c))
         return i, f, g, update, c, o, φ(c)
 
     def preactivation_step(self, preactivations, states):
+        keep_c, keep_h = self.zoneout_keep(preactivations)
         c_tm1 = states[1]
         z = self.split_gates(preactivations)
-        i, f, _, _, c, o, φc = self.activate(z, c_tm1)
-        h = self.hidden_state(o * φc)
+        i, f, _, _, c, o, φc = self.activate(z, c_tm1, keep_c)
+        h = self.hidden_state(o * φc, states[0], keep_h)
         return h, [h, c], {"input": i, "forget": f, "output": o}
 
     def memory_backward(self, projected, states, d_new_states):
+        keep_c, _ = self.zoneout_keep(projected)
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        i, f, g, update, c, o, φc = self.activate(self.split_gates(projected), c_tm1)
+        i, f, g, update, c, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
         d_m, d_c = d_new_states
         d_o = d_m * φc * dσ(o)
         d_c = add_gradients(d_c, d_m * o * dφ(φc), self.peep_backward("o", d_o))
-        d_update, option_sums = self.carried_cell_backward(update, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
         d_i = d_update * g * dσ(i)
         d_f = d_update * c_tm1 * dσ(f)
         d_c_tm1 = add_gradients(
-            d_update * f, self.peep_backward("i", d_i), self.peep_backward("f", d_f)
+            d_update * f, self.peep_backward("i", d_i), self.peep_backward("f", d_f), d_kept
         )
         d_gates = {"i": d_i, "f": d_f, "c": d_update * i * dφ(g), "o": d_o}
         return (

@@ -82,7 +82,7 @@ class UntiedLSTMCell(GatedCell):
             constraint=self.untied_constraint,
         )
 
-    def activate(self, z, c_tm1):
+    def activate(self, z, c_tm1, keep_c=None):
         """The equations from the pre-activations.
 
         Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, c̃, c, φ(c))`, where
@@ -95,27 +95,29 @@ class UntiedLSTMCell(GatedCell):
         read = untied * φc_tm1
         g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
         update = f * c_tm1 + i * g
-        c = self.carried_cell(update)
+        c = self.carried_cell(update, c_tm1, keep_c)
         return i, f, o, untied, φc_tm1, read, g, update, c, φ(c)
 
     def preactivation_step(self, preactivations, states):
+        keep_c, keep_h = self.zoneout_keep(preactivations)
         c_tm1 = states[1]
         z = self.split_gates(preactivations)
-        i, f, o, untied, _, _, _, _, c, φc = self.activate(z, c_tm1)
-        h = self.hidden_state(o * φc)
+        i, f, o, untied, _, _, _, _, c, φc = self.activate(z, c_tm1, keep_c)
+        h = self.hidden_state(o * φc, states[0], keep_h)
         return h, [h, c], {"input": i, "forget": f, "output": o, "untied": untied}
 
     def memory_backward(self, projected, states, d_new_states):
+        keep_c, _ = self.zoneout_keep(projected)
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
         # The untied product, the one matrix product inside the step, is
         # recomputed here rather than kept from the forward loop.
         i, f, o, untied, φc_tm1, read, g, update, _, φc = self.activate(
-            self.split_gates(projected), c_tm1
+            self.split_gates(projected), c_tm1, keep_c
         )
         d_m, d_c = d_new_states
         d_c = add_gradients(d_c, d_m * o * dφ(φc))
-        d_update, option_sums = self.carried_cell_backward(update, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
         d_g = d_update * i * dφ(g)
         d_read = ops.matmul(d_g, self._untied_kernel_transposed())
         d_gates = {
@@ -125,7 +127,7 @@ class UntiedLSTMCell(GatedCell):
             "o": d_m * φc * dσ(o),
             "z": d_read * φc_tm1 * dσ(untied),
         }
-        d_c_tm1 = d_update * f + d_read * untied * dφ(φc_tm1)
+        d_c_tm1 = add_gradients(d_update * f + d_read * untied * dφ(φc_tm1), d_kept)
         return (
             *self.join_gate_gradients(d_gates), [None, d_c_tm1], [read], option_sums, o * φc,
         )
