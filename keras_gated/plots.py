@@ -47,6 +47,16 @@ def _figure(width, height):
     return figure
 
 
+def _label(ax, title, xlabel, ylabel):
+    """Sets the title and axis labels of `ax` that are not empty."""
+    if title:
+        ax.set_title(title)
+    if xlabel:
+        ax.set_xlabel(xlabel)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+
+
 def figure_to_array(figure):
     """The RGB pixels of `figure` (drawn with Agg), uint8 (height, width, 3)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -89,10 +99,7 @@ def draw_saturation(ax, series, title="", colors=None):
     ax.set_xticks([0, 0.5, 1])
     ax.set_yticks([0, 0.5, 1])
     ax.set_aspect("equal")
-    ax.set_xlabel("fraction left-saturated")
-    ax.set_ylabel("fraction right-saturated")
-    if title:
-        ax.set_title(title)
+    _label(ax, title, "fraction left-saturated", "fraction right-saturated")
     if len(series) > 1:
         ax.legend(loc="upper right", fontsize="small", frameon=False)
 
@@ -157,12 +164,7 @@ def draw_curves(ax, series, title="", xlabel="time step", ylabel="", log_scale=T
     ax.set_xlim(0, max(length - 1, 1))
     ax.grid(axis="y", color="#e6e6e6")
     ax.set_axisbelow(True)
-    if title:
-        ax.set_title(title)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
+    _label(ax, title, xlabel, ylabel)
     if len(values) > 1:
         ax.legend(loc="lower right", fontsize="small")
 
@@ -203,12 +205,7 @@ def draw_heatmap(ax, matrix, vmin, vmax, title="", xlabel="unit", ylabel="layer"
     ax.set_yticks(list(row_ticks), [str(r + 1) for r in row_ticks])
     column_ticks = sorted({0, cols - 1})
     ax.set_xticks(column_ticks, [str(c + 1) for c in column_ticks])
-    if title:
-        ax.set_title(title)
-    if xlabel:
-        ax.set_xlabel(xlabel)
-    if ylabel:
-        ax.set_ylabel(ylabel)
+    _label(ax, title, xlabel, ylabel)
     if colorbar:
         ax.figure.colorbar(image, ax=ax, ticks=[vmin, vmax], format="%.2g", fraction=0.08)
     return image
