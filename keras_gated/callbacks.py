@@ -88,8 +88,8 @@ class GateMonitor(keras.callbacks.Callback):
 
     Backends: writing uses `tf.summary`, so TensorFlow must be installed
     (it need not be the Keras backend). Gate reading and gradient flow run
-    on TensorFlow, JAX and PyTorch. Pictures need Pillow
-    (`pip install keras-gated[examples]`).
+    on TensorFlow, JAX and PyTorch. Pictures need matplotlib
+    (`pip install keras-gated[examples]`; see `keras_gated.plots`).
 
     Args:
         log_dir: Directory of the TensorBoard logs.

@@ -1,236 +1,235 @@
-"""Small plots drawn with Pillow and NumPy, for the pictures `GateMonitor` logs.
+"""The pictures `GateMonitor` logs, drawn with matplotlib.
 
-Each function returns an RGB image as a uint8 array (height, width, 3),
-ready for `tf.summary.image` or `PIL.Image.fromarray(...).save(path)`.
-Pillow is the only requirement (`pip install keras-gated[examples]`).
+Three pictures, each in three forms:
+
+* `draw_saturation(ax, series)`, `draw_curves(ax, series)`,
+  `draw_heatmap(ax, matrix, vmin, vmax)` draw onto a matplotlib `Axes` of
+  yours, to restyle or combine them freely;
+* `saturation_figure(panels)`, `curves_figure(series)`,
+  `heatmaps_figure(panels)` return a `matplotlib.figure.Figure` (save it
+  with `figure.savefig(path)`);
+* `saturation_scatter(panels)`, `curves(series)`, `heatmaps(panels)`
+  return the figure as an RGB image, a uint8 array (height, width, 3),
+  ready for `tf.summary.image(name, image[None], step)`.
+
+The figures are drawn with matplotlib's Agg renderer onto a `Figure` of
+their own, without pyplot, so they never touch the backend or the figures
+of a user's session; they follow matplotlib's rcParams, so
+`with matplotlib.rc_context({...}):` restyles them. matplotlib comes with
+`pip install keras-gated[examples]`.
 """
-
-import math
 
 import numpy as np
 
+# The colours of one picture's series, in order (matplotlib's tab10 colours).
 PALETTE = [
-    (31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14),
-    (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127),
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
 ]
-_MARGIN_LEFT, _MARGIN_RIGHT, _MARGIN_TOP, _MARGIN_BOTTOM = 48, 12, 24, 34
+# Figures are sized in pixels at this resolution.
+DPI = 100
+# Entries of a heatmap without a value (NaN): light grey.
+MISSING_COLOR = "#d2d2d2"
 
 
-def _pillow():
+def _figure(width, height):
+    """A `Figure` of `width` x `height` pixels with an Agg canvas attached."""
     try:
-        from PIL import Image, ImageDraw, ImageFont
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the install
         raise ImportError(
-            "Drawing the GateMonitor pictures needs Pillow: "
-            "`pip install keras-gated[examples]` or `pip install pillow`."
+            "Drawing the GateMonitor pictures needs matplotlib: "
+            "`pip install keras-gated[examples]` or `pip install matplotlib`."
         ) from error
-    return Image, ImageDraw, ImageFont
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
 
 
-def _font(size=11):
-    _, _, ImageFont = _pillow()
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one bitmap font size.
-        return ImageFont.load_default()
-
-
-def _frame(image, draw, box, font, title, xlabel, ylabel):
-    left, top, right, bottom = box
-    draw.rectangle(box, outline=(0, 0, 0))
+def _label(ax, title, xlabel, ylabel):
+    """Sets the title and axis labels of `ax` that are not empty."""
     if title:
-        draw.text(((left + right) / 2, top - 4), title, fill=(0, 0, 0), font=font, anchor="md")
+        ax.set_title(title)
     if xlabel:
-        draw.text(((left + right) / 2, bottom + 20), xlabel, fill=(0, 0, 0), font=font, anchor="mt")
+        ax.set_xlabel(xlabel)
     if ylabel:
-        _vertical_text(image, (left - 38, (top + bottom) / 2), ylabel, font)
+        ax.set_ylabel(ylabel)
 
 
-def _vertical_text(image, position, text, font):
-    """Draws `text` rotated by 90 degrees, centred at `position` (x, y)."""
-    Image, ImageDraw, _ = _pillow()
-    left, top, right, bottom = font.getbbox(text)
-    label = Image.new("RGB", (right - left + 2, bottom - top + 2), (255, 255, 255))
-    ImageDraw.Draw(label).text((1 - left, 1 - top), text, fill=(0, 0, 0), font=font)
-    label = label.rotate(90, expand=True)
-    x, y = position
-    image.paste(label, (int(x - label.width / 2), int(y - label.height / 2)))
+def figure_to_array(figure):
+    """The RGB pixels of `figure` (drawn with Agg), uint8 (height, width, 3)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = figure.canvas
+    if not isinstance(canvas, FigureCanvasAgg):
+        canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    return np.array(canvas.buffer_rgba())[..., :3]
 
 
-def _canvas(width, height):
-    Image, ImageDraw, _ = _pillow()
-    image = Image.new("RGB", (int(width), int(height)), (255, 255, 255))
-    return image, ImageDraw.Draw(image)
+# -- gate saturation (Karpathy, Johnson & Fei-Fei 2015, Fig. 2) ---------------
 
 
-def saturation_scatter(panels, size=200):
+def draw_saturation(ax, series, title="", colors=None):
+    """One panel of the saturation plot on `ax`: a dot per unit.
+
+    Args:
+        ax: A matplotlib `Axes`.
+        series: List of (label, left_fractions, right_fractions): per unit,
+            the fraction of steps the gate was left-saturated (< 0.1, x
+            axis) and right-saturated (> 0.9, y axis). One colour per
+            series (the levels of a stack, as the paper colours its
+            layers), with a legend when there are several.
+        title: The panel's title (the gate).
+        colors: One matplotlib colour per series; default `PALETTE`.
+    """
+    colors = colors or PALETTE
+    # Every point lies below the diagonal x + y = 1.
+    ax.plot([0, 1], [1, 0], color="#c8c8c8", linewidth=1, zorder=1)
+    for j, (label, xs, ys) in enumerate(series):
+        # Translucent dots: units that share a point show as a darker dot.
+        ax.scatter(
+            np.asarray(xs, float), np.asarray(ys, float),
+            s=30, alpha=0.6, linewidths=0,
+            color=colors[j % len(colors)], label=label or None, zorder=2,
+        )
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
+    ax.set_xticks([0, 0.5, 1])
+    ax.set_yticks([0, 0.5, 1])
+    ax.set_aspect("equal")
+    _label(ax, title, "fraction left-saturated", "fraction right-saturated")
+    if len(series) > 1:
+        ax.legend(loc="upper right", fontsize="small", frameon=False)
+
+
+def saturation_figure(panels, size=200):
     """Karpathy, Johnson & Fei-Fei (2015), Fig. 2: one panel per gate.
 
     Args:
-        panels: List of (title, series), series a list of (label,
-            left_fractions, right_fractions): per unit, the fraction of
-            steps the gate was left-saturated (< 0.1, x axis) and
-            right-saturated (> 0.9, y axis). One colour per series (the
-            levels of a stack, as the paper colours its layers); a legend is
-            drawn when there are several.
+        panels: List of (title, series), `series` as `draw_saturation`
+            takes it.
         size: Width and height of each panel's plot area, in pixels.
     """
-    Image, ImageDraw, _ = _pillow()
-    font = _font()
-    cell_w = size + _MARGIN_LEFT + _MARGIN_RIGHT
-    cell_h = size + _MARGIN_TOP + _MARGIN_BOTTOM
-    image, draw = _canvas(cell_w * max(len(panels), 1), cell_h)
-    # Translucent dots: units that share a point show as a darker dot.
-    dots = Image.new("RGBA", image.size, (255, 255, 255, 0))
-    dot_draw = ImageDraw.Draw(dots)
+    count = max(len(panels), 1)
+    figure = _figure(count * (size + 70), size + 70)
+    axes = figure.subplots(1, count, squeeze=False)[0]
     for k, (title, series) in enumerate(panels):
-        left = k * cell_w + _MARGIN_LEFT
-        top = _MARGIN_TOP
-        box = (left, top, left + size, top + size)
-        # Every point lies below the diagonal x + y = 1.
-        draw.line((left, top, left + size, top + size), fill=(200, 200, 200))
-        for tick in (0.0, 0.5, 1.0):
-            draw.text((left + tick * size, top + size + 3), f"{tick:g}", fill=(90, 90, 90), font=font, anchor="mt")
-            draw.text((left - 3, top + size - tick * size), f"{tick:g}", fill=(90, 90, 90), font=font, anchor="rm")
-        for j, (label, xs, ys) in enumerate(series):
-            color = PALETTE[(j if len(series) > 1 else k) % len(PALETTE)]
-            for x, y in zip(np.asarray(xs, float), np.asarray(ys, float)):
-                px, py = left + x * size, top + size - y * size
-                dot_draw.ellipse((px - 3, py - 3, px + 3, py + 3), fill=color + (150,))
-            if len(series) > 1:
-                draw.text((left + size - 4, top + 4 + 13 * j), label, fill=color, font=font, anchor="ra")
-        _frame(image, draw, box, font, title, "fraction left-saturated", "fraction right-saturated")
-    image = Image.alpha_composite(image.convert("RGBA"), dots).convert("RGB")
-    return np.asarray(image)
+        # One series (a one-level cell): each gate's panel its own colour.
+        colors = [PALETTE[k % len(PALETTE)]] if len(series) == 1 else None
+        draw_saturation(axes[k], series, title, colors)
+    return figure
 
 
-def _log_ticks(low, high):
-    return [10.0**e for e in range(math.floor(low), math.ceil(high) + 1)]
+def saturation_scatter(panels, size=200):
+    """`saturation_figure(panels, size)` as an RGB uint8 array (H, W, 3)."""
+    return figure_to_array(saturation_figure(panels, size))
 
 
-def curves(series, title="", xlabel="time step", ylabel="", log_scale=True, width=420, height=220):
-    """Line plot of one or more curves over the same x = 0, 1, ..., T-1.
+# -- curves over time -----------------------------------------------------------
+
+
+def draw_curves(ax, series, title="", xlabel="time step", ylabel="", log_scale=True):
+    """Curves over the same x = 0, 1, ..., T-1 on `ax`.
 
     Args:
-        series: Dict label -> 1-D array of values (same length).
-        log_scale: Plot log10 of the values (zeros are clipped to the
-            smallest positive value), with a tick at every power of ten.
+        ax: A matplotlib `Axes`.
+        series: Dict label -> 1-D array of values (same length); a legend
+            (lower right, where gradient-norm curves end high) when there
+            are several.
+        log_scale: A logarithmic y axis; zeros and NaNs are clipped to the
+            smallest positive value, so a vanishing curve stays drawn.
     """
-    font = _font()
-    image, draw = _canvas(width + _MARGIN_LEFT + _MARGIN_RIGHT + 10, height + _MARGIN_TOP + _MARGIN_BOTTOM)
-    left, top = _MARGIN_LEFT + 10, _MARGIN_TOP
-    box = (left, top, left + width, top + height)
-    values = {k: np.asarray(v, "float64").ravel() for k, v in series.items()}
+    values = {label: np.asarray(v, "float64").ravel() for label, v in series.items()}
     everything = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
     finite = everything[np.isfinite(everything)]
+    floor = None
     if log_scale:
         positive = finite[finite > 0]
         floor = positive.min() if positive.size else 1e-12
-        transform = lambda v: np.log10(np.clip(np.nan_to_num(v, nan=floor), floor, None))
-    else:
-        transform = lambda v: np.nan_to_num(v)
-    scaled = transform(finite) if finite.size else np.zeros(1)
-    low, high = float(scaled.min()), float(scaled.max())
-    if high - low < 1e-9:
-        low, high = low - 0.5, high + 0.5
-    length = max((v.size for v in values.values()), default=1)
-
-    def to_pixel(t, v):
-        x = left + (t / max(length - 1, 1)) * width
-        y = top + height - (v - low) / (high - low) * height
-        return x, y
-
-    if log_scale:
-        ticks = [math.log10(t) for t in _log_ticks(low, high)]
-        ticks = [t for t in ticks if low - 1e-9 <= t <= high + 1e-9]
-        stride = max(1, math.ceil(len(ticks) / 7))
-        ticks = ticks[::-stride][::-1]
-        labels = [f"1e{int(round(t))}" for t in ticks]
-        if len(ticks) < 2:  # less than a decade: label values instead
-            ticks = list(np.linspace(low, high, 3))
-            labels = [f"{10.0**t:.2g}" for t in ticks]
-    else:
-        ticks = list(np.linspace(low, high, 3))
-        labels = [f"{t:.3g}" for t in ticks]
-    for tick, label in zip(ticks, labels):
-        _, y = to_pixel(0, tick)
-        draw.line((left, y, left + width, y), fill=(230, 230, 230))
-        draw.text((left - 3, y), label, fill=(90, 90, 90), font=font, anchor="rm")
-    for t in sorted({0, length // 2, length - 1}):
-        x, _ = to_pixel(t, low)
-        draw.text((x, top + height + 3), str(t), fill=(90, 90, 90), font=font, anchor="mt")
     for k, (label, v) in enumerate(values.items()):
-        color = PALETTE[k % len(PALETTE)]
-        points = [to_pixel(t, s) for t, s in enumerate(transform(v))]
-        if len(points) > 1:
-            draw.line(points, fill=color, width=2)
-        elif points:
-            x, y = points[0]
-            draw.ellipse((x - 2, y - 2, x + 2, y + 2), fill=color)
-    if len(values) > 1:
-        # Lower right: curves of gradient norms rise towards the last step.
-        legend_w = max(draw.textlength(label, font=font) for label in values) + 12
-        legend_h = 6 + 13 * len(values)
-        x0, y0 = left + width - 6 - legend_w, top + height - 6 - legend_h
-        draw.rectangle(
-            (x0, y0, x0 + legend_w, y0 + legend_h),
-            fill=(255, 255, 255), outline=(200, 200, 200),
+        shown = (
+            np.clip(np.nan_to_num(v, nan=floor), floor, None) if log_scale else np.nan_to_num(v)
         )
-        for k, label in enumerate(values):
-            color = PALETTE[k % len(PALETTE)]
-            draw.text((x0 + 6, y0 + 2 + 13 * k), label, fill=color, font=font)
-    _frame(image, draw, box, font, title, xlabel, "")
-    if ylabel:
-        draw.text((4, 4), ylabel, fill=(0, 0, 0), font=font)
-    return np.asarray(image)
+        ax.plot(
+            np.arange(v.size), shown,
+            color=PALETTE[k % len(PALETTE)], linewidth=2,
+            marker="o" if v.size == 1 else None, label=label or None,
+        )
+    if log_scale:
+        ax.set_yscale("log")
+    length = max((v.size for v in values.values()), default=1)
+    ax.set_xticks(sorted({0, length // 2, max(length - 1, 0)}))
+    ax.set_xlim(0, max(length - 1, 1))
+    ax.grid(axis="y", color="#e6e6e6")
+    ax.set_axisbelow(True)
+    _label(ax, title, xlabel, ylabel)
+    if len(values) > 1:
+        ax.legend(loc="lower right", fontsize="small")
 
 
-def _colormap(values, vmin, vmax):
-    """Blue (low) - white - red (high), NaN as light grey."""
-    scaled = np.clip((np.asarray(values, "float64") - vmin) / max(vmax - vmin, 1e-12), 0, 1)
-    low, mid, high = np.array([59, 76, 192]), np.array([247, 247, 247]), np.array([180, 4, 38])
-    s = np.nan_to_num(scaled, nan=0.5)[..., None]
-    rgb = np.where(s < 0.5, low + (mid - low) * (s * 2), mid + (high - mid) * (s * 2 - 1))
-    rgb[np.isnan(scaled)] = (210, 210, 210)
-    return rgb.astype(np.uint8)
+def curves_figure(series, title="", xlabel="time step", ylabel="", log_scale=True, width=420, height=220):
+    """A figure of `draw_curves`; `width` x `height` is the plot area in pixels."""
+    figure = _figure(width + 70, height + 70)
+    draw_curves(figure.subplots(), series, title, xlabel, ylabel, log_scale)
+    return figure
 
 
-def heatmaps(panels, xlabel="unit", ylabel="layer", cell=20):
-    """Matrices as coloured grids, one panel each, rows top to bottom.
+def curves(series, title="", xlabel="time step", ylabel="", log_scale=True, width=420, height=220):
+    """`curves_figure(...)` as an RGB uint8 array (H, W, 3)."""
+    return figure_to_array(
+        curves_figure(series, title, xlabel, ylabel, log_scale, width, height)
+    )
+
+
+# -- heatmaps -------------------------------------------------------------------
+
+
+def draw_heatmap(ax, matrix, vmin, vmax, title="", xlabel="unit", ylabel="layer", colorbar=True):
+    """A matrix as a coloured grid on `ax`, rows top to bottom, 1-based labels.
+
+    Blue (vmin) - white - red (vmax), NaN (no value) light grey. Returns
+    the `AxesImage`.
+    """
+    import matplotlib
+
+    colormap = matplotlib.colormaps["coolwarm"].with_extremes(bad=MISSING_COLOR)
+    matrix = np.asarray(matrix, "float64")
+    rows, cols = matrix.shape
+    image = ax.imshow(
+        np.ma.masked_invalid(matrix), cmap=colormap, vmin=vmin, vmax=vmax,
+        aspect="auto", interpolation="nearest",
+    )
+    row_ticks = range(rows) if rows <= 12 else sorted({0, rows - 1})
+    ax.set_yticks(list(row_ticks), [str(r + 1) for r in row_ticks])
+    column_ticks = sorted({0, cols - 1})
+    ax.set_xticks(column_ticks, [str(c + 1) for c in column_ticks])
+    _label(ax, title, xlabel, ylabel)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, ticks=[vmin, vmax], format="%.2g", fraction=0.08)
+    return image
+
+
+def heatmaps_figure(panels, xlabel="unit", ylabel="layer", cell=20):
+    """Matrices as coloured grids, one panel each (see `draw_heatmap`).
 
     Args:
         panels: List of (title, matrix, vmin, vmax).
-        cell: Pixels per matrix entry (shrunk for wide matrices).
+        cell: Pixels per matrix entry (shrunk for wide or tall matrices).
     """
-    Image, _, _ = _pillow()
-    font = _font()
-    widths = []
-    for _, matrix, _, _ in panels:
-        rows, cols = np.asarray(matrix).shape
-        widths.append((rows, cols))
-    size = max(2, min(cell, 360 // max(max(c for _, c in widths), 1)))
-    row_size = max(2, min(cell, 200 // max(max(r for r, _ in widths), 1)))
-    panel_w = max(c for _, c in widths) * size
-    panel_h = max(r for r, _ in widths) * row_size
-    legend_w = 46
-    cell_w = panel_w + _MARGIN_LEFT + _MARGIN_RIGHT + legend_w
-    image, draw = _canvas(cell_w * len(panels), panel_h + _MARGIN_TOP + _MARGIN_BOTTOM)
+    shapes = [np.asarray(matrix).shape for _, matrix, _, _ in panels]
+    columns = max(c for _, c in shapes)
+    rows = max(r for r, _ in shapes)
+    panel_width = max(2, min(cell, 360 // max(columns, 1))) * columns
+    panel_height = max(2, min(cell, 200 // max(rows, 1))) * rows
+    figure = _figure(len(panels) * (panel_width + 130), panel_height + 80)
+    axes = figure.subplots(1, len(panels), squeeze=False)[0]
     for k, (title, matrix, vmin, vmax) in enumerate(panels):
-        matrix = np.asarray(matrix, "float64")
-        rows, cols = matrix.shape
-        left, top = k * cell_w + _MARGIN_LEFT, _MARGIN_TOP
-        grid = _colormap(matrix, vmin, vmax).repeat(row_size, 0).repeat(size, 1)
-        image.paste(Image.fromarray(grid), (left, top))
-        box = (left, top, left + cols * size, top + rows * row_size)
-        for r in range(rows):
-            if rows <= 12 or r in (0, rows - 1):
-                draw.text((left - 3, top + (r + 0.5) * row_size), str(r + 1), fill=(90, 90, 90), font=font, anchor="rm")
-        for c in sorted({0, cols - 1}):
-            draw.text((left + (c + 0.5) * size, top + rows * row_size + 3), str(c + 1), fill=(90, 90, 90), font=font, anchor="mt")
-        _frame(image, draw, box, font, title, xlabel, ylabel if k == 0 else "")
-        bar_left = left + cols * size + 8
-        bar = _colormap(np.linspace(vmax, vmin, panel_h)[:, None], vmin, vmax).repeat(10, 1)
-        image.paste(Image.fromarray(bar), (bar_left, top))
-        draw.text((bar_left + 12, top), f"{vmax:.2g}", fill=(90, 90, 90), font=font, anchor="lt")
-        draw.text((bar_left + 12, top + panel_h), f"{vmin:.2g}", fill=(90, 90, 90), font=font, anchor="lb")
-    return np.asarray(image)
+        draw_heatmap(axes[k], matrix, vmin, vmax, title, xlabel, ylabel if k == 0 else "")
+    return figure
+
+
+def heatmaps(panels, xlabel="unit", ylabel="layer", cell=20):
+    """`heatmaps_figure(...)` as an RGB uint8 array (H, W, 3)."""
+    return figure_to_array(heatmaps_figure(panels, xlabel, ylabel, cell))

@@ -299,7 +299,8 @@ class _TwoLevelCell(keras.layers.Layer):
     """A toy stack: two tanh RNN levels inside one step, states (h, c) per level.
 
     It follows the protocol of the stacked cells: project_inputs, gated_step
-    returning per-level gates, and the optional `hidden_perturbations`.
+    returning per-level gates, and `perturbed_step` (a
+    `probe.PerturbableStack`).
     """
 
     def __init__(self, units, **kwargs):
@@ -318,7 +319,10 @@ class _TwoLevelCell(keras.layers.Layer):
     def project_inputs(self, inputs):
         return ops.matmul(inputs, self.kernel)
 
-    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
+    def gated_step(self, projected, states, training=False):
+        return self.perturbed_step(projected, states, None, training)
+
+    def perturbed_step(self, projected, states, hidden_perturbations, training=False):
         e = hidden_perturbations or [0.0, 0.0]
         h0 = ops.tanh(projected + ops.matmul(states[0], self.recurrent_0)) + e[0]
         gate = ops.sigmoid(ops.matmul(h0, self.up))
@@ -387,7 +391,7 @@ def test_stacks_report_the_upward_path_in_the_lower_levels_gradient(make):
     # The loss reads only the top level's output at the last step, so the
     # lower level's h at that step matters only through the level above in
     # the same step: its gradient is non-zero only if the stack adds the
-    # probe's perturbation where h is computed (`hidden_perturbations`).
+    # probe's perturbation where h is computed (`perturbed_step`).
     rng = np.random.default_rng(3)
     x = rng.normal(size=(3, 5, 2)).astype("float32")
     y = rng.normal(size=(3, 1)).astype("float32")

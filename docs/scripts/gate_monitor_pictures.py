@@ -20,7 +20,6 @@ sys.path.insert(0, ROOT)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 import keras_gated as kg  # noqa: E402
 from keras_gated import plots  # noqa: E402
@@ -120,8 +119,8 @@ def gradient_flow_comparison():
             layer.cell.bias.assign(bias)
         curves[label] = kg.probe.gradient_flow(model, x, y)[layer.name][0]
         print(label, "log10 ||dL/dh_99|| / ||dL/dh_0|| =", np.log10(curves[label][-1] / curves[label][0]))
-    image = plots.curves(curves, title="||dL/dh_t||, untrained, T = 100", log_scale=True)
-    Image.fromarray(image).save(os.path.join(IMAGES, "gradient_flow_comparison.png"), optimize=True)
+    figure = plots.curves_figure(curves, title="||dL/dh_t||, untrained, T = 100", log_scale=True)
+    figure.savefig(os.path.join(IMAGES, "gradient_flow_comparison.png"))
 
 
 if __name__ == "__main__":

@@ -54,3 +54,20 @@ class StackedGatedCell(GatedCell):
         mask = self.get_recurrent_dropout_mask(hidden_states[0])
         masks = ops.split(mask, self.recurrent_levels, axis=-1)
         return [h * m for h, m in zip(hidden_states, masks)]
+
+    def gated_step(self, projected, states, training=False):
+        """One step of the whole stack: `perturbed_step` without perturbations."""
+        return self.perturbed_step(projected, states, None, training)
+
+    def perturbed_step(self, projected, states, hidden_perturbations, training=False):
+        """One step with `hidden_perturbations[k]` added to layer k's h_t.
+
+        The perturbations (one tensor per layer, or None for none) are added
+        where each layer's h_t is computed, before the layer above reads it,
+        so that the gradient with respect to them is the full dL/dh_t of
+        every layer, the path up through the stack included.
+        `keras_gated.probe` computes its gradient flow this way (the cell
+        is a `keras_gated.probe.PerturbableStack`); the layers call
+        `gated_step`. Returns `(output, new_states, gates)` as `gated_step`.
+        """
+        raise NotImplementedError

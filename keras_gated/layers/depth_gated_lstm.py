@@ -313,13 +313,11 @@ class DepthGatedLSTMCell(StackedGatedCell):
         bottom = _DepthGatedLevel(self.layer_cells[0], bottom_projection=self.projection_weights())
         return [bottom] + [_DepthGatedLevel(layer) for layer in self.layer_cells[1:]]
 
-    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
-        """One step of the whole stack, bottom-up.
+    def perturbed_step(self, projected, states, hidden_perturbations, training=False):
+        """One step of the whole stack, bottom-up (`gated_step` with None).
 
-        `hidden_perturbations`, used only by `keras_gated.probe`, is a list
-        of one tensor per layer added to that layer's h_t where it is
-        computed, before the layer above reads it, so that the gradient
-        with respect to it is the full dL/dh_t of that layer.
+        `hidden_perturbations` (see `StackedGatedCell.perturbed_step`) are
+        added to each layer's h_t before the layer above reads it.
         """
         gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
         hidden = self.drop_recurrent_levels(states[0::2], training)

@@ -309,13 +309,12 @@ class GridLSTMCell(StackedGatedCell):
         """
         return [_GridLevel(self, k) for k in range(self.depth)]
 
-    def gated_step(self, projected, states, training=False, hidden_perturbations=None):
-        """One step of the grid: levels 1..K bottom-up.
+    def perturbed_step(self, projected, states, hidden_perturbations, training=False):
+        """One step of the grid: levels 1..K bottom-up (`gated_step` with None).
 
-        `hidden_perturbations`, used only by `keras_gated.probe`, is a list
-        of one tensor per level added to that level's time hidden vector
-        where it is computed (before the prioritised depth transform reads
-        it), so that the gradient with respect to it is the full dL/dh_t.
+        `hidden_perturbations` (see `StackedGatedCell.perturbed_step`) are
+        added to each level's time hidden vector where it is computed,
+        before the prioritised depth transform reads it.
         """
         h_depth = projected
         m_depth = ops.zeros_like(h_depth)
