@@ -42,7 +42,9 @@ OPTIONS = {
     "layer-norm": {"layer_norm": True},
     "projection": {"projection_units": PROJECTION},
     "clip": {"cell_clip": CLIP},
-    "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP},
+    "zoneout": {"zoneout": (0.25, 0.4)},
+    "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP,
+            "zoneout": 0.3},
 }
 CASES = [
     Case(f"{name}-{option}", layer, cell, name, {**kwargs, **options})
@@ -53,7 +55,7 @@ IDS = [case.id for case in CASES]
 
 
 def make_layer(case, path, dtype=None):
-    kwargs = dict(case.kwargs, dtype=dtype)
+    kwargs = dict(case.kwargs, dtype=dtype, seed=11)
     if path == "rnn":
         return keras.layers.RNN(
             case.cell(UNITS, **kwargs), return_sequences=True, return_state=True, dtype=dtype
@@ -80,11 +82,37 @@ def problem(case, path, seed, dtype="float32"):
     return layer, inputs, states, weights, rng
 
 
-def reference_run(case, inputs, states, weights):
-    return ref.run_sequence(
-        ref.lstm_options_step, inputs, [s.astype("float64") for s in states], weights,
-        cell=case.reference_cell, cell_clip=case.kwargs.get("cell_clip"),
-    )
+def reference_run(case, inputs, states, weights, keep=None):
+    """The float64 reference; `keep` the keep masks (T of them) in training,
+    else zoneout's rates (the expectation, as at inference)."""
+    rates = ref_zoneout_rates(case)
+    outputs, states = [], [s.astype("float64") for s in states]
+    for t in range(inputs.shape[1]):
+        output, states = ref.lstm_options_step(
+            inputs[:, t], states, weights, cell=case.reference_cell,
+            cell_clip=case.kwargs.get("cell_clip"),
+            keep=rates if keep is None else keep[t],
+        )
+        outputs.append(output)
+    return np.stack(outputs, axis=1), states
+
+
+def ref_zoneout_rates(case):
+    rates = case.kwargs.get("zoneout", 0.0)
+    return tuple(rates) if isinstance(rates, tuple) else (rates, rates)
+
+
+def drawn_keep_masks(case, inputs):
+    """The keep masks a fresh layer of `case` (seed 11) draws in its first
+    training call, split per step into (d_c, d_h), or None without zoneout."""
+    if "zoneout" not in case.kwargs:
+        return None
+    dtype = None if inputs.dtype == np.float32 else str(inputs.dtype)
+    cell = make_layer(case, "fast", dtype).cell
+    cell.build(inputs.shape)
+    projected = np.asarray(cell.project_sequence(inputs, training=True), "float64")
+    masks = projected[..., projected.shape[-1] - cell.zoneout_width :]
+    return [np.split(masks[:, t], [UNITS], axis=-1) for t in range(inputs.shape[1])]
 
 
 @pytest.mark.parametrize("path", ["fast", "generic", "rnn"])
@@ -100,7 +128,7 @@ def test_forward_matches_reference(case, path):
     for got, want in ((outputs, expected), (h, expected_h), (c, expected_c)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=3e-6)
     assert h.shape == (BATCH, case.kwargs.get("projection_units", UNITS))
-    if "cell_clip" in case.kwargs:
+    if "cell_clip" in case.kwargs and "zoneout" not in case.kwargs:
         # The clip acted: some memory sits on its bound.
         assert np.isclose(np.abs(expected_c), CLIP).any()
 
@@ -121,8 +149,11 @@ def _gradients(case, layer, inputs, states, weights, rng):
 
     x64, s64 = inputs.astype("float64"), [v.astype("float64") for v in states]
 
+    # The layer is fresh: its training call drew the masks a fresh layer draws first.
+    keep = drawn_keep_masks(case, inputs)
+
     def reference_loss():
-        outputs, final = reference_run(case, x64, s64, weights)
+        outputs, final = reference_run(case, x64, s64, weights, keep)
         return sum((r * p).sum() for r, p in zip([outputs, *final], probes))
 
     arrays = [x64, *s64, *[weights[v.name] for v in variables]]
@@ -244,7 +275,10 @@ def test_options_survive_config_and_keras_files(case, tmp_path):
     np.testing.assert_allclose(loaded(x), model(x), rtol=1e-6)
     config = loaded.layers[0].get_config()
     for key, value in case.kwargs.items():
-        assert config[key] == (tuple(value) if key == "peepholes" else value)
+        if key == "zoneout":
+            assert tuple(config[key]) == ref_zoneout_rates(case)
+        else:
+            assert config[key] == (tuple(value) if key == "peepholes" else value)
 
 
 @pytest.mark.parametrize("kwargs, says", [
@@ -252,6 +286,8 @@ def test_options_survive_config_and_keras_files(case, tmp_path):
     ({"projection_units": 0}, "`projection_units` must be a positive integer"),
     ({"cell_clip": -1.0}, "`cell_clip` must be a positive number"),
     ({"norm_epsilon": 0}, "`norm_epsilon` must be a positive number"),
+    ({"zoneout": 1.0}, "`zoneout` must be a rate in"),
+    ({"zoneout": (0.1, 0.2, 0.3)}, "`zoneout` must be a rate in"),
 ])
 def test_bad_option_values_name_the_argument(kwargs, says):
     with pytest.raises(ValueError, match=says):
@@ -262,3 +298,30 @@ def test_bad_option_values_name_the_argument(kwargs, says):
 def test_stacks_say_they_do_not_take_the_options_yet(layer):
     with pytest.raises(ValueError, match="does not take layer_norm yet"):
         layer(4, layer_norm=True)
+
+
+def test_zoneout_masks_are_bernoulli_per_step_and_unit_and_follow_the_seed():
+    cell = kg.LSTMCell(64, zoneout=(0.2, 0.6), projection_units=32, seed=5)
+    inputs = np.zeros((16, 50, 3), "float32")
+    cell.build(inputs.shape)
+    masks = np.asarray(cell.project_sequence(inputs, training=True))[..., -96:]
+    keep_c, keep_h = masks[..., :64], masks[..., 64:]
+    assert set(np.unique(masks)) == {0.0, 1.0}
+    assert abs(keep_c.mean() - 0.2) < 0.02 and abs(keep_h.mean() - 0.6) < 0.02
+    # Drawn afresh for every step, not once per sequence.
+    assert (keep_c[:, 0] != keep_c[:, 1]).any()
+    again = kg.LSTMCell(64, zoneout=(0.2, 0.6), projection_units=32, seed=5)
+    again.build(inputs.shape)
+    np.testing.assert_array_equal(
+        np.asarray(again.project_sequence(inputs, training=True))[..., -96:], masks
+    )
+    # At inference, the expectation: the rates themselves.
+    expected = np.asarray(cell.project_sequence(inputs, training=False))[..., -96:]
+    np.testing.assert_allclose(expected[0, 0], [0.2] * 64 + [0.6] * 32, rtol=1e-6)
+
+
+def test_zoneout_training_differs_between_calls_and_not_at_inference():
+    x = np.random.default_rng(0).normal(size=(2, 6, 3)).astype("float32")
+    layer = kg.LSTM(5, zoneout=0.5, seed=1)
+    assert not np.allclose(layer(x, training=True), layer(x, training=True))
+    np.testing.assert_array_equal(layer(x), layer(x))

@@ -1012,6 +1012,15 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     def call(self, inputs, states, training=False):
         check_step_input(self, inputs)
+        if training and any(self.zoneout) and keras.backend.backend() == "jax":
+            raise ValueError(
+                f"{self.__class__.__name__} '{self.name}': zoneout in training draws "
+                "new keep masks at every step, which JAX cannot do inside the "
+                "lax.scan of keras.layers.RNN(cell) (the draw would update the seed "
+                "generator inside the scan). Use the layer instead, e.g. "
+                f"kg.{self.__class__.__name__[:-4]}(..., zoneout=...) with fused=True, "
+                "which draws the masks of all steps before its loop."
+            )
         inputs = self.drop_inputs(inputs, training)
         return self.recurrent_step(self.project_sequence(inputs, training), states, training)
 

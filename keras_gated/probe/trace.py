@@ -23,6 +23,7 @@ import numpy as np
 from keras import ops
 from keras import tree
 
+from keras_gated.layers.base import GatedCell
 from keras_gated.probe.keras_cells import keras_cell_steps
 
 LEFT_SATURATION = 0.1
@@ -126,7 +127,13 @@ def cell_steps(cell):
     `step(projected_t, states) -> (output, new_states, gates)`.
     """
     if hasattr(cell, "gated_step") and hasattr(cell, "project_inputs"):
-        return cell.project_inputs, (
+        project = cell.project_inputs
+        if isinstance(cell, GatedCell):
+            # At inference, as the probe reads a trained model: zoneout's
+            # keep masks are then its rates.
+            def project(inputs):
+                return cell.project_sequence(inputs, training=False)
+        return project, (
             lambda projected, states: cell.gated_step(projected, states, training=False)
         )
     steps = keras_cell_steps(cell)
