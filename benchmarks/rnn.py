@@ -50,6 +50,12 @@ def lstm_macs(batch, steps, inputs, units):
     return batch * steps * 4 * units * (inputs + units)
 
 
+def projected_lstm_macs(batch, steps, inputs, units):
+    """LSTM with projection_units = H/2 (LSTMP): W x, U h over P rows, m P."""
+    projection = units // 2
+    return batch * steps * (4 * units * (inputs + projection) + units * projection)
+
+
 def coupled_macs(batch, steps, inputs, units):
     """CoupledLSTM (CIFG): 3 blocks f, c, o."""
     return batch * steps * 3 * units * (inputs + units)
@@ -102,6 +108,10 @@ def _package_layer(class_name, **kwargs):
     return make
 
 
+def _projected_lstm(units):
+    return _keras_gated().LSTM(units, return_sequences=True, projection_units=units // 2)
+
+
 def _keras_layer(class_name):
     def make(units):
         import keras
@@ -133,6 +143,12 @@ IMPLEMENTATIONS = {
         GRID_DEPTH,
         True,
     ),
+    # kg.LSTM and its options (docs/options.md).
+    "LSTM": ("keras", _package_layer("LSTM"), lstm_macs, 1, True),
+    "LSTM(layer_norm=True)": ("keras", _package_layer("LSTM", layer_norm=True), lstm_macs, 1, True),
+    "LSTM(projection_units=units/2)": ("keras", _projected_lstm, projected_lstm_macs, 1, True),
+    "LSTM(zoneout=0.1)": ("keras", _package_layer("LSTM", zoneout=0.1), lstm_macs, 1, True),
+    "LSTM(cell_clip=3)": ("keras", _package_layer("LSTM", cell_clip=3.0), lstm_macs, 1, False),
     "keras.LSTM": ("keras", _keras_layer("LSTM"), lstm_macs, 1, True),
     "keras.GRU": ("keras", _keras_layer("GRU"), gru_macs, 1, True),
     "torch.LSTM": ("torch", None, lstm_macs, 1, True),
@@ -236,6 +252,8 @@ def build_runner(name, shape, jit_compile):
     layer = factory(units)
     sequence = keras.Input(batch_shape=(batch, steps, inputs))
     model = keras.Model(sequence, layer(sequence))
+    # A projected layer's outputs are narrower than its units.
+    y = y[..., : model.output.shape[-1]]
     model.compile(
         optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit_compile
     )
