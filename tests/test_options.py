@@ -325,3 +325,25 @@ def test_zoneout_training_differs_between_calls_and_not_at_inference():
     layer = kg.LSTM(5, zoneout=0.5, seed=1)
     assert not np.allclose(layer(x, training=True), layer(x, training=True))
     np.testing.assert_array_equal(layer(x), layer(x))
+
+
+def test_the_probe_reads_the_normalised_gates_of_an_lstm_with_options():
+    """The gates the probe and GateMonitor show are those of the normalised
+    pre-activations, at inference (zoneout at its expectation)."""
+    case = Case("lstm-probe", kg.LSTM, kg.LSTMCell, "lstm",
+                {"layer_norm": True, "projection_units": PROJECTION, "zoneout": 0.3})
+    layer, inputs, states, weights, _ = problem(case, "fast", seed=3)
+    trace = kg.probe.gate_activations(layer, inputs, initial_state=states)[layer.name]
+    expected, _ = reference_run(case, inputs.astype("float64"), states, weights)
+    np.testing.assert_allclose(trace.outputs, expected, rtol=1e-5, atol=3e-6)
+    # i_t = σ(LN_x(W x_t) + LN_h(U h_{t-1}) + b), block i, from the trace's own h.
+    previous_h = np.concatenate(
+        [states[0][:, None].astype("float64"), trace.hidden_states[0][:, :-1]], axis=1
+    )
+    z = (ref.layer_norm(inputs @ weights["kernel"], weights["kernel_norm_gamma"],
+                        weights["kernel_norm_beta"])
+         + ref.layer_norm(previous_h @ weights["recurrent_kernel"],
+                          weights["recurrent_norm_gamma"], weights["recurrent_norm_beta"])
+         + weights["bias"])
+    np.testing.assert_allclose(trace.gates["input"], ref.sigmoid(z[..., :UNITS]),
+                               rtol=1e-5, atol=3e-6)
