@@ -19,6 +19,7 @@ import contextlib
 import inspect
 import numbers
 import re
+import typing
 
 import keras
 from keras import activations
@@ -129,6 +130,16 @@ def _derivative_from_output(activation):
     return None
 
 
+class Memory(typing.NamedTuple):
+    """A step's new memory (`GatedCell.carry`): what the cell carries, and
+    the parts of the state norm and the clip its backward step reads."""
+
+    carried: typing.Any
+    normalized: typing.Any = None  # x̂ of the update, with layer_norm
+    inverse_deviation: typing.Any = None  # 1/σ of the update, with layer_norm
+    clipped_from: typing.Any = None  # what the clip acted on
+
+
 def _normalized(values, epsilon):
     """`(x̂, 1/σ)` of layer normalisation over the last axis (σ² with epsilon)."""
     mean = ops.mean(values, axis=-1, keepdims=True)
@@ -139,14 +150,13 @@ def _normalized(values, epsilon):
 
 
 def _normalized_backward(d_normed, normalized, inverse_deviation, gamma):
-    """`(dx, dγ, dβ)` for `y = γ x̂ + β`, from dy, x̂ and 1/σ; dγ, dβ summed over rows."""
+    """dx for `y = γ x̂ + β`, from dy, x̂ and 1/σ (dγ = Σ dy ⊙ x̂, dβ = Σ dy)."""
     d_normalized = d_normed * gamma
-    d_values = inverse_deviation * (
+    return inverse_deviation * (
         d_normalized
         - ops.mean(d_normalized, axis=-1, keepdims=True)
         - normalized * ops.mean(d_normalized * normalized, axis=-1, keepdims=True)
     )
-    return d_values, ops.sum(d_normed * normalized, axis=0), ops.sum(d_normed, axis=0)
 
 
 def _check_zoneout(zoneout):
@@ -236,7 +246,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     # cell that uses `recurrent_kernel` any other way must leave this False.
     deferred_recurrent_product = False
     # Whether the cell takes the LSTM options (layer_norm, projection_units,
-    # cell_clip): its equations then run through `carried_cell` and
+    # cell_clip, zoneout): its equations then run through `carry` and
     # `hidden_state`, and its backward step is `memory_backward`.
     supports_lstm_options = True
 
@@ -547,6 +557,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         projected = ops.matmul(inputs, self.kernel)
         if self.layer_norm:
             projected = self.normalize("kernel", projected)
+            # LN_h's beta is a constant of every step: added here, outside
+            # the time loop, where its gradient is one sum over all steps.
+            projected = self._add_recurrent(projected, self.norms["recurrent"][1])
         if self.use_bias:
             projected = projected + self.bias
         return projected
@@ -633,7 +646,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def full_preactivations(self, projected, recurrent):
         """`projected` (with any extra columns) plus `U h_{t-1}` in its blocks.
 
-        With `layer_norm` the recurrent part is `LN_h(U h_{t-1})`, and the
+        With `layer_norm` the recurrent part is `LN_h(U h_{t-1})` (its beta
+        is already in `projected`, see `project_inputs`), and the
         normalised product and its reciprocal deviation follow the gate
         blocks as `rH + 1` extra columns: what `step_backward` reads to take
         the gradient back through the norm, so a fused loop that keeps the
@@ -641,9 +655,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """
         if not self.layer_norm:
             return self._add_recurrent(projected, recurrent)
-        gamma, beta = self.norms["recurrent"]
+        gamma, _ = self.norms["recurrent"]
         normalized, inverse_deviation = _normalized(recurrent, self.norm_epsilon)
-        gates = self._add_recurrent(projected, normalized * gamma + beta)
+        gates = self._add_recurrent(projected, normalized * gamma)
         return ops.concatenate([gates, normalized, inverse_deviation], axis=-1)
 
     def _add_recurrent(self, projected, recurrent):
@@ -700,45 +714,51 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         normalized, _ = _normalized(values, self.norm_epsilon)
         return normalized * gamma + beta
 
-    def carried_cell(self, memory, c_tm1, keep_c):
-        """The memory the cell carries, from its own update c̃_t.
+    def carry(self, update, c_tm1, keep_c):
+        """The memory the cell carries, from its own update c̃_t, as a `Memory`.
 
         LN_c, then the clip, then zoneout: `d_c ⊙ c_{t-1} + (1 - d_c) ⊙ c̃_t`
-        with the keep mask `keep_c` (None without zoneout).
+        with the keep mask `keep_c` (None without zoneout). The `Memory`
+        keeps the state norm's parts, so a backward step need not
+        normalise again.
         """
+        normalized = inverse_deviation = None
+        memory = update
         if self.layer_norm:
-            memory = self.normalize("state", memory)
+            gamma, beta = self.norms["state"]
+            normalized, inverse_deviation = _normalized(update, self.norm_epsilon)
+            memory = normalized * gamma + beta
+        clipped_from = memory
         if self.cell_clip is not None:
             memory = ops.clip(memory, -self.cell_clip, self.cell_clip)
         if keep_c is not None:
             memory = keep_c * c_tm1 + (1.0 - keep_c) * memory
-        return memory
+        return Memory(memory, normalized, inverse_deviation, clipped_from)
 
     def carried_cell_backward(self, memory, keep_c, d_carried):
-        """`(d c̃_t, d c_{t-1}, sums)`: the gradient through `carried_cell`.
+        """`(d c̃_t, d c_{t-1}, sums)`: the gradient through `carry`.
 
-        `d c_{t-1}` is the part zoneout hands straight back (None without
-        it); `sums` are this step's gradients of the state norm's gamma and
-        beta, summed over the batch (none without `layer_norm`).
+        `memory` is what `carry` returned; `d c_{t-1}` is the part zoneout
+        hands straight back (None without it); `sums` are this step's
+        gradients of the state norm's gamma and beta, summed over the batch
+        (none without `layer_norm`).
         """
         sums = []
         d_kept = None
         if keep_c is not None:
             d_kept = keep_c * d_carried
             d_carried = (1.0 - keep_c) * d_carried
-        clipped_from = memory
-        if self.layer_norm:
-            gamma, beta = self.norms["state"]
-            normalized, inverse_deviation = _normalized(memory, self.norm_epsilon)
-            clipped_from = normalized * gamma + beta
         if self.cell_clip is not None:
-            inside = ops.less_equal(ops.abs(clipped_from), self.cell_clip)
+            inside = ops.less_equal(ops.abs(memory.clipped_from), self.cell_clip)
             d_carried = ops.where(inside, d_carried, ops.zeros_like(d_carried))
         if self.layer_norm:
-            d_carried, d_gamma, d_beta = _normalized_backward(
-                d_carried, normalized, inverse_deviation, gamma
+            gamma, _ = self.norms["state"]
+            sums = [
+                ops.sum(d_carried * memory.normalized, axis=0), ops.sum(d_carried, axis=0)
+            ]
+            d_carried = _normalized_backward(
+                d_carried, memory.normalized, memory.inverse_deviation, gamma
             )
-            sums = [d_gamma, d_beta]
         return d_carried, d_kept, sums
 
     def hidden_state(self, output, h_tm1, keep_h):
@@ -858,10 +878,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
                 projected[..., gate_width + self.zoneout_width :], [width], axis=-1
             )
             gamma, _ = self.norms["recurrent"]
-            d_recurrent, d_gamma, d_beta = _normalized_backward(
-                d_recurrent, normalized, inverse_deviation, gamma
-            )
-            sums += [d_gamma, d_beta]
+            sums.append(ops.sum(d_recurrent * normalized, axis=0))
+            d_recurrent = _normalized_backward(d_recurrent, normalized, inverse_deviation, gamma)
         if self.projection_kernel is not None:
             saved += [output, d_hidden]
         return d_projected, d_recurrent, d_states, saved, sums
@@ -881,12 +899,12 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """The weights whose gradients `step_backward` returns as per-step sums.
 
         By default the peephole vectors, in the order of `peepholes`, then
-        the state norm's and the recurrent norm's gamma and beta.
+        the state norm's gamma and beta and the recurrent norm's gamma (its
+        beta enters with the projected inputs).
         """
         weights = [self.peephole_weights[gate] for gate in self.peepholes]
-        for place in ("state", "recurrent"):
-            if place in self.norms:
-                weights += list(self.norms[place])
+        if self.layer_norm:
+            weights += [*self.norms["state"], self.norms["recurrent"][0]]
         return weights
 
     def peephole_sums(self, d_gates, c_tm1, c):

@@ -48,17 +48,19 @@ class CoupledLSTMCell(GatedCell):
     deferred_recurrent_product = True
 
     def activate(self, z, c_tm1, keep_c=None):
-        """The equations from the pre-activations: `(f, g, c̃, c, o, φ(c))`.
+        """The equations from the pre-activations: `(f, g, memory, c, o, φ(c))`.
 
-        c̃ is the cell's own update, c the memory it carries (`carried_cell`).
+        `memory` is what `carry` makes of the cell's own update c̃_t,
+        c = `memory.carried` the memory it carries.
         """
         σ, φ = self.recurrent_activation, self.activation
         f = σ(self.peep("f", z["f"], c_tm1))
         g = φ(z["c"])
         update = f * c_tm1 + (1.0 - f) * g
-        c = self.carried_cell(update, c_tm1, keep_c)
+        memory = self.carry(update, c_tm1, keep_c)
+        c = memory.carried
         o = σ(self.peep("o", z["o"], c))
-        return f, g, update, c, o, φ(c)
+        return f, g, memory, c, o, φ(c)
 
     def preactivation_step(self, preactivations, states):
         keep_c, keep_h = self.zoneout_keep(preactivations)
@@ -72,11 +74,11 @@ class CoupledLSTMCell(GatedCell):
         keep_c, _ = self.zoneout_keep(projected)
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        f, g, update, c, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
+        f, g, memory, c, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
         d_m, d_c = d_new_states
         d_o = d_m * φc * dσ(o)
         d_c = add_gradients(d_c, d_m * o * dφ(φc), self.peep_backward("o", d_o))
-        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(memory, keep_c, d_c)
         d_f = d_update * (c_tm1 - g) * dσ(f)
         d_c_tm1 = add_gradients(d_update * f, self.peep_backward("f", d_f), d_kept)
         d_gates = {"f": d_f, "c": d_update * (1.0 - f) * dφ(g), "o": d_o}

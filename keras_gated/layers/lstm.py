@@ -51,17 +51,18 @@ class LSTMCell(GatedCell):
     deferred_recurrent_product = True
 
     def activate(self, z, c_tm1, keep_c=None):
-        """The equations from the pre-activations: `(i, f, g, c̃, c, o, φ(c))`.
+        """The equations from the pre-activations: `(i, f, g, memory, c, o, φ(c))`.
 
-        c̃ is the update, c the memory carried (`carried_cell`: the same
-        unless `layer_norm` or `cell_clip` act on it).
+        `memory` is what `carry` makes of the update c̃_t (what the options
+        do to it), c = `memory.carried` the memory the cell carries.
         """
         σ, φ = self.recurrent_activation, self.activation
         i, f, o = σ(z["i"]), σ(z["f"]), σ(z["o"])
         g = φ(z["c"])
         update = f * c_tm1 + i * g
-        c = self.carried_cell(update, c_tm1, keep_c)
-        return i, f, g, update, c, o, φ(c)
+        memory = self.carry(update, c_tm1, keep_c)
+        c = memory.carried
+        return i, f, g, memory, c, o, φ(c)
 
     def preactivation_step(self, preactivations, states):
         keep_c, keep_h = self.zoneout_keep(preactivations)
@@ -73,10 +74,10 @@ class LSTMCell(GatedCell):
         keep_c, _ = self.zoneout_keep(projected)
         c_tm1 = states[1]
         dσ, dφ = self.activation_derivatives()
-        i, f, g, update, _, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
+        i, f, g, memory, _, o, φc = self.activate(self.split_gates(projected), c_tm1, keep_c)
         d_m, d_c = d_new_states
         d_c = add_gradients(d_c, d_m * o * dφ(φc))
-        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(memory, keep_c, d_c)
         d_gates = {
             "i": d_update * g * dσ(i),
             "f": d_update * c_tm1 * dσ(f),

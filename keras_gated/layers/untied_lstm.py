@@ -85,9 +85,9 @@ class UntiedLSTMCell(GatedCell):
     def activate(self, z, c_tm1, keep_c=None):
         """The equations from the pre-activations.
 
-        Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, c̃, c, φ(c))`, where
-        `read = z_t ⊙ φ(c_{t-1})` is what the candidate reads through M, c̃
-        the cell's own update and c the memory it carries (`carried_cell`).
+        Returns `(i, f, o, z_t, φ(c_{t-1}), read, g, memory, c, φ(c))`, where
+        `read = z_t ⊙ φ(c_{t-1})` is what the candidate reads through M, `memory`
+        what `carry` makes of the cell's own update c̃_t and c the memory it carries.
         """
         σ, φ = self.recurrent_activation, self.activation
         i, f, o, untied = σ(z["i"]), σ(z["f"]), σ(z["o"]), σ(z["z"])
@@ -95,8 +95,9 @@ class UntiedLSTMCell(GatedCell):
         read = untied * φc_tm1
         g = φ(z["c"] + ops.matmul(read, self.untied_kernel))
         update = f * c_tm1 + i * g
-        c = self.carried_cell(update, c_tm1, keep_c)
-        return i, f, o, untied, φc_tm1, read, g, update, c, φ(c)
+        memory = self.carry(update, c_tm1, keep_c)
+        c = memory.carried
+        return i, f, o, untied, φc_tm1, read, g, memory, c, φ(c)
 
     def preactivation_step(self, preactivations, states):
         keep_c, keep_h = self.zoneout_keep(preactivations)
@@ -112,12 +113,12 @@ class UntiedLSTMCell(GatedCell):
         dσ, dφ = self.activation_derivatives()
         # The untied product, the one matrix product inside the step, is
         # recomputed here rather than kept from the forward loop.
-        i, f, o, untied, φc_tm1, read, g, update, _, φc = self.activate(
+        i, f, o, untied, φc_tm1, read, g, memory, _, φc = self.activate(
             self.split_gates(projected), c_tm1, keep_c
         )
         d_m, d_c = d_new_states
         d_c = add_gradients(d_c, d_m * o * dφ(φc))
-        d_update, d_kept, option_sums = self.carried_cell_backward(update, keep_c, d_c)
+        d_update, d_kept, option_sums = self.carried_cell_backward(memory, keep_c, d_c)
         d_g = d_update * i * dφ(g)
         d_read = ops.matmul(d_g, self._untied_kernel_transposed())
         d_gates = {
