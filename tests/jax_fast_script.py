@@ -27,7 +27,6 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
     ("peephole-relu", kg.PeepholeLSTM, {"activation": "relu"}),  # no written derivative
     # The LSTM options (docs/options.md) on the written steps; all three
     # together come with RNN_CASES ("lstm-options").
-    ("peephole-projection", kg.PeepholeLSTM, {"projection_units": 2}),
     ("coupled-zoneout-layer-norm", kg.CoupledLSTM, {"zoneout": (0.2, 0.3), "layer_norm": True}),
 ]
 
