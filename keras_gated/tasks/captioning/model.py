@@ -32,7 +32,7 @@ from keras_gated.tasks.captioning.data import END
 from keras_gated.tasks.captioning.data import PAD
 from keras_gated.tasks.captioning.data import START
 from keras_gated.tasks.captioning.data import Vocabulary
-from keras_gated.tuning.recurrent import make_cell
+from keras_gated.cells import make_cell
 
 SMALL_CNN = "small_cnn"
 
