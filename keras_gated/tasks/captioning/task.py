@@ -53,6 +53,7 @@ from keras_gated.tasks.captioning.model import ImageCaptioner
 from keras_gated.tasks.captioning.model import ImageEncoder
 from keras_gated.tasks.captioning.model import caption_loss
 from keras_gated.tasks.common import DataError
+from keras_gated.tasks.common.progress import keras_verbosity
 
 
 DECODE_CHOICES = ("greedy", "beam")
@@ -530,8 +531,7 @@ def config_from_args(args):
             setattr(config, field.name, value)
     config.images_dir = getattr(args, "images", None)
     config.output_dir = getattr(args, "output", None) or "runs/captioning"
-    verbose = getattr(args, "verbose", 1)
-    config.verbose = 1 if verbose == "auto" else int(verbose)
+    config.verbose = keras_verbosity(getattr(args, "verbose", "auto"))
     return config
 
 
