@@ -1,6 +1,7 @@
 """A quiet command line: no backend log lines unless --verbose, one line per epoch in a log, a summary."""
 
 import io
+import json
 import os
 import re
 import subprocess
@@ -111,5 +112,6 @@ def test_train_and_evaluate_in_a_log_file_are_quiet_and_end_with_a_summary(tmp_p
     result = subprocess.run(evaluate, env=_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert _native_lines(result.stdout + result.stderr) == [], result.stderr
-    summary = result.stdout.strip().splitlines()[-1]
+    assert json.loads(result.stdout)["predictions"]  # stdout stays JSON alone
+    summary = result.stderr.strip().splitlines()[-1]
     assert summary.startswith("keras-gated: done:") and "evaluation.json" in summary

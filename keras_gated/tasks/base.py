@@ -1,7 +1,8 @@
 """What a task module provides to the `keras-gated` command line.
 
-A task module (e.g. `keras_gated/tasks/sentiment.py`) defines a subclass of
-`Task` and exposes one instance as the module attribute `TASK`. It is
+A task package (e.g. `keras_gated/tasks/sentiment/`, with `data.py`,
+`model.py`, `sample.py` and `task.py`) defines a subclass of `Task` in its
+`task.py` and exposes one instance as the attribute `TASK`. It is
 registered by name in `keras_gated.tasks.REGISTRY`. Keep the module cheap
 to import (import TensorFlow / tensorflow-datasets inside functions) so
 that `keras-gated --help` stays fast.

@@ -153,7 +153,8 @@ def run(task, command, args):
         _print_json(results)
         if args.output:
             _write_json(args.output, results)
-        print(_summary(args.model, args.output), flush=True)
+        # On stderr: stdout stays the JSON that scripts parse.
+        print(_summary(args.model, args.output), file=sys.stderr, flush=True)
         return results
     import keras
 
