@@ -3,7 +3,8 @@
 Needs keras-tuner (the `examples` extra). See `docs/tasks.md`.
 
 * `make_cell`, `make_rnn_layer`, `recurrent_stack`, `available_cells`:
-  recurrent parts by cell name;
+  recurrent parts by cell name, re-exported from `keras_gated.cells` (the
+  registry lives there; it needs no keras-tuner);
 * `GatedHyperModel`, `SearchSpace`: the hypermodel base and its
   overridable search space (`--hp cell=peephole,coupled --hp units=32:128`);
 * `make_tuner`, `trial_callbacks`: tuners with resume and per-trial
