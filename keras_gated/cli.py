@@ -6,10 +6,13 @@
     keras-gated TASK-COMMAND ...     (e.g. `translate`, added by a task)
 
 `keras-gated COMMAND TASK --help` lists every option of that task.
+
+The console script starts in `keras_gated_cli`, which hides the backend's
+own log lines (unless `--verbose`) before this module, and TensorFlow with
+it, is imported; `main` here runs the command.
 """
 
 import argparse
-import os
 import sys
 
 from keras_gated import tasks as task_registry
@@ -52,7 +55,6 @@ def _epilog():
 def main(argv=None):
     """Entry point of the `keras-gated` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     top = _top_parser()
     if not argv or argv[0] in ("-h", "--help"):
         top.print_help()

@@ -48,9 +48,10 @@ from keras import layers
 from keras import ops
 from keras import tree
 
-from keras_gated.tuning.recurrent import NATIVE_STACKS
-from keras_gated.tuning.recurrent import check_cell
-from keras_gated.tuning.recurrent import make_rnn_layer
+from keras_gated.cells import NATIVE_STACKS
+from keras_gated.cells import check_cell
+from keras_gated.cells import stack_layers
+from keras_gated.cells import stack_size
 
 # Token ids every vocabulary of this module reserves.
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
@@ -68,27 +69,27 @@ def recurrent_layers(
     name="rnn",
     **cell_options,
 ):
-    """The recurrent layers of a `num_layers`-deep stack of `cell`.
+    """The recurrent layers of a `num_layers`-deep stack of `cell`, all returning sequences.
 
-    A native stack (`"depth_gated"`, `"grid"`) is a single layer whose
-    `num_layers` levels are computed inside one time step, as the papers
-    define them; any other cell gives `num_layers` separate layers (with
-    dropout between them in `Seq2Seq`). Every layer returns sequences.
+    `keras_gated.cells.stack_layers` with the names `Seq2Seq` gives its
+    layers: `name` for a native stack (`"depth_gated"`, `"grid"`, one layer
+    whose levels are computed inside one time step), `name_0`, `name_1`, ...
+    for the separate layers of any other cell (with dropout between them in
+    `Seq2Seq`).
     """
-    check_cell(cell)
-    common = dict(
+    size = stack_size(cell, num_layers)
+    names = [name] if cell in NATIVE_STACKS else [f"{name}_{index}" for index in range(size)]
+    return stack_layers(
+        cell,
+        units,
+        num_layers,
         return_sequences=True,
         return_state=return_state,
         dropout=dropout,
         recurrent_dropout=recurrent_dropout,
+        names=names,
         **cell_options,
     )
-    if cell in NATIVE_STACKS:
-        return [make_rnn_layer(cell, units, num_layers=num_layers, name=name, **common)]
-    return [
-        make_rnn_layer(cell, units, name=f"{name}_{index}", **common)
-        for index in range(num_layers)
-    ]
 
 
 def _state_sizes(layer):

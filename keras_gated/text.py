@@ -161,5 +161,5 @@ class Vocabulary:
                 break
             if i in (0, 2):
                 continue
-            out.append(self.tokens[i] if 0 <= i < len(self.tokens) else UNK)
+            out.append(self.tokens[i] if 0 <= i < len(self.tokens) else self.tokens[self.unknown_id])
         return out

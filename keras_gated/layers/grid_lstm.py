@@ -2,6 +2,7 @@
 
 import contextlib
 import itertools
+import warnings
 
 import keras
 from keras import ops
@@ -16,6 +17,23 @@ PRIORITIES = (None, "depth")
 
 
 @keras.saving.register_keras_serializable(package="keras_gated")
+def _deprecated_depth(depth, num_layers):
+    """`num_layers` from the deprecated `depth=` argument (old code and configs)."""
+    warnings.warn(
+        "GridLSTM/GridLSTMCell: `depth=` is deprecated; use `num_layers=` (the same "
+        "number of levels, the name DepthGatedLSTM uses).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    if num_layers not in (1, depth):
+        raise ValueError(
+            "Pass the number of levels once: `num_layers` (or the deprecated `depth`). "
+            f"Received: num_layers={num_layers!r}, depth={depth!r}"
+        )
+    # The error names the argument the caller wrote.
+    return check_count(depth, "depth", "the number of levels K")
+
+
 class GridLSTMCell(StackedGatedCell):
     """The 2-D Grid LSTM block over time and depth ("2-LSTM"), K levels deep.
 
@@ -61,12 +79,15 @@ class GridLSTMCell(StackedGatedCell):
 
     Args:
         units: Positive integer, width H of every hidden and memory vector.
-        depth: Positive integer K, the number of levels. Default: 1.
+        num_layers: Positive integer K, the number of levels (the name
+            `DepthGatedLSTM` uses too). Default: 1.
         tied_weights: Share the weights of all levels (the paper's tied
             Grid LSTM). Default: `False`.
         depth_transform: `"lstm"` (default), `"tanh"` or `"identity"`.
         priority: `None` (default, both dimensions read the same H) or
             `"depth"` (the depth dimension reads the new time hidden vector).
+        depth: Deprecated name of `num_layers` (a `DeprecationWarning`;
+            configs saved with it still load).
         dropout: Fraction of the input x_t dropped (one mask per sequence).
         recurrent_dropout: Fraction of h^T_k(t-1) dropped, an independent
             mask for every level.
@@ -78,7 +99,7 @@ class GridLSTMCell(StackedGatedCell):
 
     Example:
 
-    >>> cell = GridLSTMCell(32, depth=3)
+    >>> cell = GridLSTMCell(32, num_layers=3)
     >>> layer = keras.layers.RNN(cell, return_sequences=True)
     >>> layer(np.zeros((2, 5, 8), "float32")).shape
     (2, 5, 32)
@@ -87,14 +108,17 @@ class GridLSTMCell(StackedGatedCell):
     def __init__(
         self,
         units,
-        depth=1,
+        num_layers=1,
         tied_weights=False,
         depth_transform="lstm",
         priority=None,
+        depth=None,
         **kwargs,
     ):
         super().__init__(units, **kwargs)
-        self.depth = check_count(depth, "depth", "the number of levels K")
+        if depth is not None:
+            num_layers = _deprecated_depth(depth, num_layers)
+        self.num_layers = check_count(num_layers, "num_layers", "the number of levels K")
         if not isinstance(tied_weights, bool):
             raise ValueError(
                 "`tied_weights` must be True (all levels share one set of "
@@ -116,13 +140,18 @@ class GridLSTMCell(StackedGatedCell):
         self.tied_weights = tied_weights
         self.depth_transform = depth_transform
         self.priority = priority
-        self.recurrent_levels = self.depth
-        self.state_size = [self.units] * (2 * self.depth)
+        self.recurrent_levels = self.num_layers
+        self.state_size = [self.units] * (2 * self.num_layers)
+
+    @property
+    def depth(self):
+        """Deprecated name of `num_layers`, the number of levels K."""
+        return self.num_layers
 
     def get_config(self):
         return {
             **super().get_config(),
-            "depth": self.depth,
+            "num_layers": self.num_layers,
             "tied_weights": self.tied_weights,
             "depth_transform": self.depth_transform,
             "priority": self.priority,
@@ -435,13 +464,13 @@ class _GridLevel:
 class GridLSTM(GatedRNN):
     """2-D Grid LSTM layer (time x depth): a `keras.layers.RNN` over a `GridLSTMCell`.
 
-    `GridLSTM(units, depth=K)` runs K grid levels inside every time step.
+    `GridLSTM(units, num_layers=K)` runs K grid levels inside every time step.
     Every level keeps its own time-dimension (h, m) and passes its
     depth-dimension (h, m) upward within the step; the output is the top
     level's depth hidden vector. With `return_state=True` the states that
     follow are `h^T_1, m^T_1, ..., h^T_K, m^T_K`, bottom level first.
 
-    Takes the arguments of `GridLSTMCell` (units, depth, tied_weights,
+    Takes the arguments of `GridLSTMCell` (units, num_layers, tied_weights,
     depth_transform, priority, activations, initializers, regularizers,
     constraints, dropout, ...) and of `keras.layers.RNN`. The default
     `fused=True` projects the input of all time steps in one product before
@@ -451,7 +480,7 @@ class GridLSTM(GatedRNN):
 
     >>> model = keras.Sequential([
     ...     keras.Input((None, 16)),
-    ...     GridLSTM(64, depth=3),
+    ...     GridLSTM(64, num_layers=3),
     ...     keras.layers.Dense(1),
     ... ])
     """
@@ -459,6 +488,11 @@ class GridLSTM(GatedRNN):
     cell_class = GridLSTMCell
 
     @property
-    def depth(self):
+    def num_layers(self):
         """The number of grid levels K."""
-        return self.cell.depth
+        return self.cell.num_layers
+
+    @property
+    def depth(self):
+        """Deprecated name of `num_layers`, the number of grid levels K."""
+        return self.cell.num_layers

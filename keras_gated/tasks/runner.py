@@ -16,6 +16,8 @@ import os
 import sys
 import warnings
 
+from keras_gated.tasks.common.progress import SHOW_EVERYTHING
+from keras_gated.tasks.common.progress import keras_verbosity
 from keras_gated.tuning.hardware import STRATEGIES
 from keras_gated.tuning.tuners import TUNER_KINDS
 
@@ -32,6 +34,7 @@ def add_common_arguments(parser, task, command):
         )
         parser.add_argument("--output", default=None, help="Write the results JSON here (optional).")
         parser.add_argument("--batch-size", type=int, default=task.default_batch_size, help="Batch size.")
+        _add_verbose_argument(parser)
         return
     group = parser.add_argument_group("training")
     group.add_argument(
@@ -64,11 +67,7 @@ def add_common_arguments(parser, task, command):
         default=None,
         help=f"Run directory (default: runs/{task.name}): logs, tuner state, best model, results.",
     )
-    group.add_argument(
-        "--verbose",
-        default="auto",
-        help="Keras progress output: auto, 0 (silent), 1 (progress bar) or 2 (one line per epoch).",
-    )
+    _add_verbose_argument(group)
     group.add_argument(
         "--gate-monitor",
         action="store_true",
@@ -121,6 +120,20 @@ def add_common_arguments(parser, task, command):
         )
 
 
+def _add_verbose_argument(parser):
+    parser.add_argument(
+        "--verbose",
+        nargs="?",
+        const=SHOW_EVERYTHING,
+        default="auto",
+        metavar="LEVEL",
+        help="Keras progress output: auto (a progress bar in a terminal, one line per epoch "
+             "in a log file), 0 (silent), 1 (progress bar) or 2 (one line per epoch). "
+             "--verbose alone also shows the backend's own log lines (TensorFlow's C++ "
+             "messages), hidden otherwise.",
+    )
+
+
 def build_parser(task, command, prog="keras-gated"):
     """The argparse parser of `keras-gated COMMAND TASK`."""
     parser = argparse.ArgumentParser(
@@ -140,6 +153,8 @@ def run(task, command, args):
         _print_json(results)
         if args.output:
             _write_json(args.output, results)
+        # On stderr: stdout stays the JSON that scripts parse.
+        print(_summary(args.model, args.output), file=sys.stderr, flush=True)
         return results
     import keras
 
@@ -201,8 +216,10 @@ def _train(task, args, data, hypermodel, strategy):
     model_path = os.path.join(args.output, "best_model.keras")
     task.export(model, data, model_path, args)
     results = {"task": task.name, "hyperparameters": values, **metrics, "model": model_path}
-    _write_json(os.path.join(args.output, "results.json"), results)
+    results_path = os.path.join(args.output, "results.json")
+    _write_json(results_path, results)
     _print_json(results)
+    print(_summary(model_path, results_path, os.path.join(args.output, "logs")), flush=True)
     return results
 
 
@@ -377,8 +394,8 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
         f"{objective}={best[objective]:.4f} "
         + " ".join(f"{m}={best[m]:.4f}" for m in task.metric_names)
     )
-    print(f"Saved {model_path}; results in {os.path.join(args.output, 'results.json')}")
-    print(f"TensorBoard: tensorboard --logdir {os.path.join(args.output, 'logs')}")
+    print(_summary(model_path, os.path.join(args.output, "results.json"),
+                   os.path.join(args.output, "logs")), flush=True)
     return results
 
 
@@ -429,7 +446,15 @@ def _metric(objective):
 
 
 def _verbosity(value):
-    return value if value == "auto" else int(value)
+    return keras_verbosity(value)
+
+
+def _summary(model_path, results_path, log_dir=None):
+    """The last line of a command: where its outputs went."""
+    where = [f"model {model_path}", f"results {results_path or 'printed above (--output FILE saves them)'}"]
+    if log_dir is not None:
+        where.append(f"TensorBoard logs {log_dir} (tensorboard --logdir {log_dir})")
+    return "keras-gated: done: " + "; ".join(where)
 
 
 def _write_json(path, payload):

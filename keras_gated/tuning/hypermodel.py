@@ -3,10 +3,10 @@
 import keras
 import keras_tuner
 
-from keras_gated.tuning.recurrent import available_cells
-from keras_gated.tuning.recurrent import check_cell
-from keras_gated.tuning.recurrent import make_rnn_layer
-from keras_gated.tuning.recurrent import recurrent_stack
+from keras_gated.cells import available_cells
+from keras_gated.cells import check_cell
+from keras_gated.cells import make_rnn_layer
+from keras_gated.cells import recurrent_stack
 from keras_gated.tuning.space import SearchSpace
 
 #: Names of the recurrent hyperparameters every `GatedHyperModel` defines.

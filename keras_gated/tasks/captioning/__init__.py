@@ -15,6 +15,13 @@ Python:
     model = cap.load_model("runs/captioning/model.keras")
     print(cap.caption_files(model, ["photo.jpg"]))
 
+The package: `data` (vocabulary, image files, loaders), `model` (encoder,
+decoder, captioner, hypermodel), `sample` (rendered scenes), `task` (the
+Python API and the command-line wiring, `TASK`, `keras-gated caption`), and
+two helpers: `features` (the cache of a frozen backbone's features) and
+`evaluation` (BLEU, CIDEr-D and attention pictures). `cli`, `pipeline` and
+`tuning` are deprecated re-exports of `task` and `model`.
+
 See docs/captioning.md.
 """
 
@@ -24,14 +31,15 @@ from keras_gated.tasks.captioning.data import load_dataset
 from keras_gated.tasks.captioning.model import CaptionDecoder
 from keras_gated.tasks.captioning.model import ImageCaptioner
 from keras_gated.tasks.captioning.model import ImageEncoder
-from keras_gated.tasks.captioning.pipeline import CaptionConfig
-from keras_gated.tasks.captioning.pipeline import caption_files
-from keras_gated.tasks.captioning.pipeline import load_model
-from keras_gated.tasks.captioning.pipeline import train
 from keras_gated.tasks.captioning.sample import make_sample_dataset
 from keras_gated.tasks.captioning.sample import write_sample_dataset
 from keras_gated.tasks.captioning.task import TASK
+from keras_gated.tasks.captioning.task import CaptionConfig
 from keras_gated.tasks.captioning.task import CaptioningTask
+from keras_gated.tasks.captioning.task import caption_files
+from keras_gated.tasks.captioning.task import load_model
+from keras_gated.tasks.captioning.task import read_images
+from keras_gated.tasks.captioning.task import train
 
 __all__ = [
     "CaptionConfig",
@@ -45,6 +53,7 @@ __all__ = [
     "caption_files",
     "load_dataset",
     "load_model",
+    "read_images",
     "make_sample_dataset",
     "train",
     "write_sample_dataset",

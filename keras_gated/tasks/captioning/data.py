@@ -14,7 +14,7 @@ Sources (`--data`):
 * `tfds:NAME` (or a bare tensorflow-datasets name such as `coco_captions`).
 
 Every problem with a file (a missing or unreadable image, a captions line
-that names no image or has no caption) raises `CaptionDataError` naming the
+that names no image or has no caption) raises `DataError` naming the
 file and line; with `skip_bad=True` the item is skipped with a warning and
 counted in `dataset.skipped`.
 """
@@ -24,17 +24,24 @@ import json
 import os
 import re
 import warnings
-from collections import Counter
 
 import numpy as np
+
+from keras_gated.tasks.common import DataError
+from keras_gated.tasks.common import prepared_tfds_builder
+from keras_gated.text import Vocabulary as TextVocabulary
 
 PAD, UNK, START, END = 0, 1, 2, 3
 SPECIAL_TOKENS = ["<pad>", "<unk>", "<start>", "<end>"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
+#: What to use when a tensorflow-datasets set cannot be had (the offline message).
+OFFLINE_INSTEAD = "a local Flickr-style folder or COCO JSON (--data PATH) or --data sample"
 
-class CaptionDataError(ValueError):
-    """A problem with a captioning data file; the message names the file."""
+
+#: Deprecated name of `keras_gated.tasks.DataError`, which captioning raises
+#: now like every task; `except DataError` still catches it.
+CaptionDataError = DataError
 
 
 def tokenize(caption):
@@ -42,45 +49,56 @@ def tokenize(caption):
     return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", caption.lower())
 
 
-class Vocabulary:
-    """Words <-> ids with `<pad>`=0, `<unk>`=1, `<start>`=2, `<end>`=3."""
+class Vocabulary(TextVocabulary):
+    """Words <-> ids with `<pad>`=0, `<unk>`=1, `<start>`=2, `<end>`=3.
+
+    `keras_gated.text.Vocabulary` with the captioning task's reserved tokens
+    (the strings its saved models hold) and its caption-level `encode` /
+    `decode`: a caption string in, padded ids out, and back.
+
+    Args:
+        words: Every word, the four special ones first (a saved model's
+            vocabulary), or words alone (the special ones are put first).
+    """
+
+    special_tokens = tuple(SPECIAL_TOKENS)
+    unknown_id = UNK
 
     def __init__(self, words):
         words = list(words)
-        if words[:4] != SPECIAL_TOKENS:
-            words = SPECIAL_TOKENS + [w for w in words if w not in SPECIAL_TOKENS]
-        self.words = words
-        self.index = {w: i for i, w in enumerate(words)}
+        if tuple(words[: len(self.special_tokens)]) != self.special_tokens:
+            words = list(self.special_tokens) + [w for w in words if w not in self.special_tokens]
+        super().__init__(words)
+
+    @property
+    def words(self):
+        """Every word, the special ones first (what a saved model stores)."""
+        return self.tokens
 
     @classmethod
     def fit(cls, captions, max_size=None, min_count=1):
-        """Vocabulary of the most frequent words of `captions` (strings)."""
-        counts = Counter(w for c in captions for w in tokenize(c))
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        ranked = [w for w, n in ranked if n >= min_count]
-        if max_size:
-            ranked = ranked[: max(0, int(max_size) - len(SPECIAL_TOKENS))]
-        return cls(SPECIAL_TOKENS + ranked)
+        """Vocabulary of the most frequent words of `captions` (strings).
 
-    def __len__(self):
-        return len(self.words)
+        `max_size` counts the special tokens; a size that leaves no room for
+        words gives the special tokens alone.
+        """
+        count = len(cls.special_tokens)
+        if max_size and int(max_size) <= count:
+            return cls(list(cls.special_tokens))
+        return cls.build(
+            [tokenize(caption) for caption in captions],
+            max_size=int(max_size) if max_size else None,
+            min_count=min_count,
+        )
 
     def encode(self, caption, max_length):
-        """`<start> w1 ... wn <end>` ids, cut and padded to `max_length + 2`."""
-        ids = [self.index.get(w, UNK) for w in tokenize(caption)][:max_length]
-        ids = [START] + ids + [END]
+        """`<start> w1 ... wn <end>` ids of a caption string, cut and padded to `max_length + 2`."""
+        ids = [START] + super().encode(tokenize(caption))[:max_length] + [END]
         return ids + [PAD] * (max_length + 2 - len(ids))
 
     def decode(self, ids):
-        words = []
-        for i in ids:
-            i = int(i)
-            if i == END:
-                break
-            if i in (PAD, START):
-                continue
-            words.append(self.words[i] if 0 <= i < len(self.words) else "<unk>")
-        return " ".join(words)
+        """The caption string of `ids` (up to `<end>`, without padding and `<start>`)."""
+        return " ".join(super().decode(ids))
 
 
 class CaptionDataset:
@@ -118,7 +136,7 @@ class CaptionDataset:
         n_val = max(1, int(round(len(self) * validation))) if validation else 0
         n_test = max(1, int(round(len(self) * test))) if test else 0
         if len(self) - n_val - n_test < 1:
-            raise CaptionDataError(
+            raise DataError(
                 f"{self.name}: {len(self)} images are too few to split into "
                 f"train, validation ({n_val}) and test ({n_test})."
             )
@@ -135,7 +153,7 @@ class CaptionDataset:
             return self
         loaded, keep = read_images(self.sources, image_size, skip_bad, self.skipped)
         if not keep:
-            raise CaptionDataError(f"{self.name}: no readable image is left.")
+            raise DataError(f"{self.name}: no readable image is left.")
         self.captions = [self.captions[i] for i in keep]
         self.sources = [self.sources[i] for i in keep]
         self.images = np.stack(loaded)
@@ -145,7 +163,7 @@ class CaptionDataset:
 def read_images(paths, image_size, skip_bad=False, skipped=None):
     """Reads image files; returns (images, indices of the paths read).
 
-    An unreadable file raises `CaptionDataError` naming it, unless
+    An unreadable file raises `DataError` naming it, unless
     `skip_bad`: then it is warned about, appended to `skipped` as
     (path, reason) and left out.
     """
@@ -154,7 +172,7 @@ def read_images(paths, image_size, skip_bad=False, skipped=None):
         try:
             images.append(read_image(path, image_size))
             kept.append(n)
-        except CaptionDataError as error:
+        except DataError as error:
             if not skip_bad:
                 raise
             warnings.warn(f"Skipping: {error}", stacklevel=2)
@@ -175,12 +193,12 @@ def resize(image, image_size):
 
 
 def read_image(path, image_size):
-    """An image file as uint8 RGB `[S, S, 3]`; CaptionDataError names the file."""
+    """An image file as uint8 RGB `[S, S, 3]`; DataError names the file."""
     from PIL import Image
     from PIL import UnidentifiedImageError
 
     if not os.path.isfile(path):
-        raise CaptionDataError(f"Image file not found: {path}")
+        raise DataError(f"Image file not found: {path}")
     try:
         with Image.open(path) as image:
             image = image.convert("RGB").resize(
@@ -188,7 +206,7 @@ def read_image(path, image_size):
             )
             return np.asarray(image, np.uint8)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
-        raise CaptionDataError(
+        raise DataError(
             f"Cannot read image file {path}: {error.__class__.__name__}: {error}"
         ) from None
 
@@ -213,7 +231,7 @@ def _find_captions_file(folder):
         n for n in names if n.lower().endswith((".txt", ".csv", ".tsv", ".token"))
     ]
     if not candidates:
-        raise CaptionDataError(
+        raise DataError(
             f"No captions file in the folder {folder}: expected captions.txt "
             "(lines `image_name#n<TAB>caption`) or captions.csv (image,caption)."
         )
@@ -222,7 +240,7 @@ def _find_captions_file(folder):
 
 def _bad(message, skip_bad, skipped, where):
     if not skip_bad:
-        raise CaptionDataError(message)
+        raise DataError(message)
     warnings.warn(f"Skipping: {message}", stacklevel=3)
     skipped.append((where, message))
 
@@ -230,7 +248,7 @@ def _bad(message, skip_bad, skipped, where):
 def _dataset_by_image(by_image, path, skipped, entry):
     """A CaptionDataset from {image path: captions}, images in sorted order."""
     if not by_image:
-        raise CaptionDataError(f"{path}: no {entry} names an existing image.")
+        raise DataError(f"{path}: no {entry} names an existing image.")
     sources = sorted(by_image)
     dataset = CaptionDataset([by_image[s] for s in sources], sources=sources, name=path)
     dataset.skipped = skipped
@@ -246,10 +264,10 @@ def read_captions_file(path, images_dir=None, skip_bad=False):
         with open(path, encoding="utf-8-sig", newline="") as handle:
             text = handle.read()
     except UnicodeDecodeError as error:
-        raise CaptionDataError(f"{path}: the captions file is not UTF-8 text ({error}).") from None
+        raise DataError(f"{path}: the captions file is not UTF-8 text ({error}).") from None
     lines = text.splitlines()
     if not any(line.strip() for line in lines):
-        raise CaptionDataError(f"The captions file {path} is empty.")
+        raise DataError(f"The captions file {path} is empty.")
     is_csv = path.lower().endswith(".csv") or (
         "\t" not in lines[0] and lines[0].count(",") >= 1
     )
@@ -303,11 +321,11 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except json.JSONDecodeError as error:
-        raise CaptionDataError(f"{path} is not valid JSON: {error}") from None
+        raise DataError(f"{path} is not valid JSON: {error}") from None
     except UnicodeDecodeError as error:
-        raise CaptionDataError(f"{path}: not UTF-8 text ({error}).") from None
+        raise DataError(f"{path}: not UTF-8 text ({error}).") from None
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
-        raise CaptionDataError(
+        raise DataError(
             f"{path} is not a COCO-style captions file: expected the keys "
             "'images' and 'annotations'."
         )
@@ -315,14 +333,14 @@ def read_coco_json(path, images_dir=None, skip_bad=False):
     files = {}
     for n, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("file_name"), str):
-            raise CaptionDataError(
+            raise DataError(
                 f"{path}, images[{n}]: expected an object with 'id' and 'file_name', got {str(entry)[:80]}."
             )
         files[entry["id"]] = os.path.join(root, entry["file_name"])
     by_image = {}
     for n, note in enumerate(data["annotations"]):
         if not isinstance(note, dict):
-            raise CaptionDataError(f"{path}, annotations[{n}]: expected an object, got {str(note)[:80]}.")
+            raise DataError(f"{path}, annotations[{n}]: expected an object, got {str(note)[:80]}.")
         image_id = note.get("image_id")
         where = f"{path}, annotations[{n}]"
         if image_id not in files:
@@ -344,16 +362,7 @@ def read_tfds(name, image_size, limit=None, data_dir=None, split="train"):
     """A tensorflow-datasets captioning set (e.g. `coco_captions`) in memory."""
     import tensorflow_datasets as tfds
 
-    from keras_gated.tasks.base import prepared_tfds_builder
-
-    def offline(where):
-        return (
-            f"Cannot get the tensorflow-datasets set {name!r}: it is not prepared in "
-            f"{where} and this machine cannot reach the download server. Offline, use a "
-            "local Flickr-style folder or COCO JSON (--data PATH) or --data sample."
-        )
-
-    builder = prepared_tfds_builder(name, data_dir, offline, error_class=CaptionDataError)
+    builder = prepared_tfds_builder(name, data_dir, OFFLINE_INSTEAD)
     ds = builder.as_dataset(split=split)
     images, captions = [], []
     for example in tfds.as_numpy(ds.take(limit) if limit else ds):
@@ -361,7 +370,7 @@ def read_tfds(name, image_size, limit=None, data_dir=None, split="train"):
         texts = example.get("captions", {}).get("text") if isinstance(
             example.get("captions"), dict) else example.get("captions", example.get("caption"))
         if image is None or texts is None:
-            raise CaptionDataError(
+            raise DataError(
                 f"The tfds set {name!r} has no 'image' and 'captions' features."
             )
         texts = [t.decode() if isinstance(t, bytes) else str(t)
@@ -385,7 +394,7 @@ def load_dataset(data, image_size, images_dir=None, skip_bad=False,
         return read_tfds(data[5:] if data.startswith("tfds:") else data, image_size,
                          limit=limit)
     if not os.path.exists(data):
-        raise CaptionDataError(
+        raise DataError(
             f"--data {data!r}: no such file or folder. Pass a Flickr-style folder "
             "or captions file, a COCO JSON, a tfds name, or 'sample'."
         )

@@ -8,26 +8,19 @@ from collections import Counter
 import numpy as np
 
 from keras_gated.tasks.captioning.data import tokenize
+from keras_gated.tasks.common import corpus_bleu
 
 
 def bleu_scores(hypotheses, references):
     """Corpus BLEU-1..4 (0-100) of `hypotheses` against lists of references.
 
-    Images may have different numbers of references; sacrebleu takes the
-    missing ones as `None`.
+    Images may have different numbers of references
+    (`keras_gated.tasks.common.reference_streams`).
     """
-    from sacrebleu.metrics import BLEU
-
-    width = max(len(refs) for refs in references)
-    streams = [
-        [refs[k] if k < len(refs) else None for refs in references]
-        for k in range(width)
-    ]
-    scores = {}
-    for order in range(1, 5):
-        metric = BLEU(max_ngram_order=order)
-        scores[f"bleu{order}"] = float(metric.corpus_score(list(hypotheses), streams).score)
-    return scores
+    return {
+        f"bleu{order}": float(corpus_bleu(hypotheses, references, max_ngram_order=order).score)
+        for order in range(1, 5)
+    }
 
 
 def _ngrams(words, n):

@@ -31,8 +31,8 @@ import keras
 import numpy as np
 
 from keras_gated.text import Vocabulary as SentenceVocabulary
-from keras_gated.tasks.base import DataError
-from keras_gated.tasks.base import prepared_tfds_builder
+from keras_gated.tasks.common import DataError
+from keras_gated.tasks.common import prepared_tfds_builder
 from keras_gated.tasks.lm import sample
 
 EOS, UNK = "<eos>", "<unk>"
@@ -51,6 +51,9 @@ FOLDER_FILES = {
 #: tensorflow-datasets split names that serve as validation and test.
 TFDS_VALID_SPLITS = ("validation", "valid", "dev")
 TFDS_TEST_SPLITS = ("test",)
+
+#: What to use when a tensorflow-datasets set cannot be had (the offline message).
+OFFLINE_INSTEAD = "--data sample, a text file or a PTB folder"
 
 
 @dataclasses.dataclass
@@ -155,15 +158,7 @@ def read_tfds_lines(name, data_dir=None, text_feature=None, max_lines=None):
     """
     import tensorflow_datasets as tfds
 
-    def offline(where):
-        return (
-            f"Cannot get the tensorflow-datasets set {name!r}: it is not prepared in {where} "
-            "and this machine cannot reach the download server. Use --data sample, a text "
-            "file or a PTB folder, or prepare the set on a machine with network access and "
-            "pass --tfds-dir."
-        )
-
-    builder = prepared_tfds_builder(name, data_dir, offline)
+    builder = prepared_tfds_builder(name, data_dir, OFFLINE_INSTEAD)
     features = builder.info.features
     if text_feature is None:
         text_feature = next(

@@ -4,7 +4,7 @@
         -> Dropout -> logits over the vocabulary (Dense, or the transposed
         embedding when `tie_embeddings`)
 
-The recurrent stack is `keras_gated.tuning.recurrent.recurrent_stack` with
+The recurrent stack is `keras_gated.cells.recurrent_stack` with
 `stateful=True`, so every cell name of the search means here what it means
 in the other tasks; `depth_gated` and `grid` are native stacks of
 `num_layers` levels. The batch size is part of the model (the states are
@@ -19,7 +19,7 @@ import numpy as np
 
 from keras_gated.tuning import GatedHyperModel
 from keras_gated.tuning.hypermodel import OPTIMIZERS
-from keras_gated.tuning.recurrent import recurrent_stack
+from keras_gated.cells import recurrent_stack
 
 
 @keras.saving.register_keras_serializable(package="keras_gated_lm")
