@@ -53,6 +53,34 @@ ALL_CELLS = tuple(_CELL_CLASSES)
 #: `num_layers` argument).
 NATIVE_STACKS = ("depth_gated", "grid")
 
+#: Cells whose layers take the LSTM options (docs/options.md). "lstm" with an
+#: option is keras_gated.LSTM: Keras's LSTM has no such options, and
+#: keras_gated.LSTM is the same LSTM with them.
+OPTION_CELLS = ("lstm", "peephole", "coupled", "untied")
+
+#: The arguments of the LSTM options.
+LSTM_OPTIONS = ("layer_norm", "projection_units", "cell_clip", "zoneout")
+
+
+def lstm_options(cell, units, layer_norm=False, projection=0.0, zoneout=0.0):
+    """The layer arguments of the tuner's LSTM options, for a cell that takes them.
+
+    `projection` is a fraction of `units` (0 for none: `projection_units =
+    round(projection * units)`). Returns {} for a cell outside
+    `OPTION_CELLS` and for options all off, so a model without them is
+    built exactly as before.
+    """
+    if cell not in OPTION_CELLS:
+        return {}
+    options = {}
+    if layer_norm:
+        options["layer_norm"] = True
+    if projection:
+        options["projection_units"] = max(1, round(projection * units))
+    if zoneout:
+        options["zoneout"] = float(zoneout)
+    return options
+
 
 def available_cells():
     """The cell names whose classes can be imported now, in `ALL_CELLS` order."""
@@ -139,6 +167,8 @@ def stack_layers(
         raise ValueError(f"`names` needs {size} names for this stack; received {list(names)!r}.")
     layer_name, _, module = _CELL_CLASSES[cell]
     layer_class = getattr(module, layer_name)
+    if cell == "lstm" and any(key in cell_options for key in LSTM_OPTIONS):
+        layer_class = keras_gated.LSTM
     options = dict(
         cell_options,
         return_state=return_state,

@@ -347,3 +347,58 @@ def test_the_probe_reads_the_normalised_gates_of_an_lstm_with_options():
          + weights["bias"])
     np.testing.assert_allclose(trace.gates["input"], ref.sigmoid(z[..., :UNITS]),
                                rtol=1e-5, atol=3e-6)
+
+
+# -- the tuner's search space ------------------------------------------------
+
+
+def test_registry_gives_the_options_to_the_cells_that_take_them():
+    from keras_gated import cells
+
+    assert cells.lstm_options("gru", 64, layer_norm=True, projection=0.5, zoneout=0.1) == {}
+    assert cells.lstm_options("untied", 64, layer_norm=True, projection=0.5, zoneout=0.1) == {
+        "layer_norm": True, "projection_units": 32, "zoneout": 0.1,
+    }
+    assert cells.lstm_options("lstm", 64) == {}
+    (plain,) = cells.stack_layers("lstm", 8)
+    (optioned,) = cells.stack_layers("lstm", 8, layer_norm=True)
+    # Keras's LSTM without options; the package's, which takes them, with.
+    assert type(plain) is keras.layers.LSTM and type(optioned) is kg.LSTM
+
+
+@pytest.mark.parametrize("overrides, layer_class, options", [
+    (["cell=lstm", "layer_norm=true", "projection=0.5", "zoneout=0.1"], kg.LSTM,
+     {"layer_norm": True, "projection_units": 16, "zoneout": (0.1, 0.1)}),
+    (["cell=coupled", "zoneout=0.1"], kg.CoupledLSTM,
+     {"layer_norm": False, "projection_units": None, "zoneout": (0.1, 0.1)}),
+    (["cell=lstm"], keras.layers.LSTM, {}),
+    (["cell=gru", "layer_norm=true"], keras.layers.GRU, {}),
+])
+def test_the_sentiment_search_space_tunes_the_options_where_they_apply(
+    overrides, layer_class, options
+):
+    import keras_tuner
+
+    from keras_gated.tasks.sentiment.model import SentimentHyperModel
+
+    hypermodel = SentimentHyperModel(
+        vocab_size=50, sequence_length=6, num_classes=2, overrides=overrides
+    )
+    hp = keras_tuner.HyperParameters()
+    model = hypermodel.build(hp)
+    (layer,) = [l for l in model.layers if isinstance(l, keras.layers.RNN)]
+    assert type(layer) is layer_class
+    for name, value in options.items():
+        assert getattr(layer.cell, name) == value
+    # Conditional on the cell: a GRU trial neither records nor varies them.
+    assert ("layer_norm" in hp.values) == (layer_class is not keras.layers.GRU)
+
+
+def test_a_grid_search_leaves_the_options_off_unless_asked():
+    from keras_gated.tasks.sentiment.model import SentimentHyperModel
+
+    space = SentimentHyperModel(10, 6, 2, overrides=["layer_norm=true,false"]).space
+    space.fix_defaults()
+    assert space.definitions["layer_norm"].kind == "boolean"
+    assert space.definitions["zoneout"].kind == "fixed"
+    assert space.definitions["projection"].kind == "fixed"

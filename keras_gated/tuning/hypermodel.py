@@ -3,8 +3,10 @@
 import keras
 import keras_tuner
 
+from keras_gated.cells import OPTION_CELLS
 from keras_gated.cells import available_cells
 from keras_gated.cells import check_cell
+from keras_gated.cells import lstm_options
 from keras_gated.cells import make_rnn_layer
 from keras_gated.cells import recurrent_stack
 from keras_gated.tuning.space import SearchSpace
@@ -18,6 +20,9 @@ RECURRENT_HPARAMS = (
     "dropout",
     "recurrent_dropout",
 )
+#: The LSTM options a task may tune (`add_lstm_options`): active only for the
+#: cells that take them (`keras_gated.cells.OPTION_CELLS`).
+LSTM_OPTION_HPARAMS = ("layer_norm", "projection", "zoneout")
 #: Names of the optimisation hyperparameters (`GatedHyperModel.compile`).
 OPTIMIZER_HPARAMS = ("learning_rate", "optimizer", "clipnorm")
 
@@ -112,10 +117,48 @@ class GatedHyperModel(keras_tuner.HyperModel):
         """
         return {name: self.space.get(hp, name) for name in RECURRENT_HPARAMS}
 
-    def recurrent_block(self, inputs, hparams, return_sequences=False, name="recurrent"):
-        """`recurrent_stack(inputs, **hparams)`: the stack a trial chose."""
+    @staticmethod
+    def add_lstm_options(space):
+        """Adds the LSTM options to `space` (for a task's `add_hparams`).
+
+        | name       | values                                           |
+        |------------|--------------------------------------------------|
+        | layer_norm | true / false (default false)                     |
+        | projection | 0 (none), 0.5 (projection_units = units / 2)     |
+        | zoneout    | 0, 0.1 (default 0)                               |
+
+        Their defaults are off, so `train` and a grid search (which fixes
+        what `--hp` leaves alone) build what they built before; a random or
+        Bayesian search, or `--hp layer_norm=true,false`, tries them.
+        """
+        space.boolean("layer_norm", default=False)
+        space.choice("projection", [0.0, 0.5], default=0.0)
+        space.choice("zoneout", [0.0, 0.1], default=0.0)
+
+    def lstm_option_arguments(self, hp, hparams):
+        """The layer arguments of a trial's LSTM options (`cells.lstm_options`).
+
+        The options are registered under a condition on `cell`, so a trial
+        whose cell does not take them (gru, the stacks) neither records nor
+        varies them.
+        """
+        if "layer_norm" not in self.space.definitions:
+            return {}
+        with hp.conditional_scope("cell", [c for c in OPTION_CELLS if c in available_cells()]):
+            values = {name: self.space.get(hp, name) for name in LSTM_OPTION_HPARAMS}
+        if hparams["cell"] not in OPTION_CELLS:
+            return {}
+        return lstm_options(hparams["cell"], hparams["units"], **values)
+
+    def recurrent_block(
+        self, inputs, hparams, return_sequences=False, name="recurrent", **layer_arguments
+    ):
+        """`recurrent_stack(inputs, **hparams)`: the stack a trial chose.
+
+        `layer_arguments` go to every layer (e.g. `lstm_option_arguments`).
+        """
         return recurrent_stack(
-            inputs, return_sequences=return_sequences, name=name, **hparams
+            inputs, return_sequences=return_sequences, name=name, **hparams, **layer_arguments
         )
 
     def recurrent_layer(self, hparams, **kwargs):

@@ -193,6 +193,9 @@ class SearchSpace:
             self.validators.get(name, lambda v: v)(value)
         if len(values) == 1:
             return name, HParam("fixed", default=values[0])
+        if base.kind == "boolean" and set(values) == {True, False}:
+            # KerasTuner's Choice would turn True and False into 1 and 0.
+            return name, HParam("boolean", default=base.default)
         return name, HParam("choice", tuple(values), default=values[0])
 
     def fix_defaults(self):

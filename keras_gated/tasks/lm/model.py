@@ -191,6 +191,7 @@ class LanguageModelHyperModel(GatedHyperModel):
         space.float("dropout", 0.0, 0.6, step=0.1, default=0.0)
         space.int("embedding_dim", 16, 512, step=16, default=128)
         space.boolean("tie_embeddings", default=False)
+        self.add_lstm_options(space)
         space.choice("clipnorm", [5.0, 1.0, 0.0], default=5.0)
         space.float("lr_decay", 0.5, 1.0, step=0.1, default=1.0)
         space.int("lr_decay_start", 1, 10, default=4)
@@ -223,10 +224,14 @@ class LanguageModelHyperModel(GatedHyperModel):
         else:
             embedding = keras.layers.Embedding(self.vocab_size, embedding_dim, name="embedding")
         x = embedding(tokens)
-        x = recurrent_stack(x, return_sequences=True, stateful=True, **recurrent)
+        x = recurrent_stack(
+            x, return_sequences=True, stateful=True, **recurrent,
+            **self.lstm_option_arguments(hp, recurrent),
+        )
         x = keras.layers.Dropout(recurrent["dropout"], name="output_dropout")(x)
         if tied:
-            if recurrent["units"] != embedding_dim:
+            # The stack's output is `units` wide, or narrower with a projection.
+            if x.shape[-1] != embedding_dim:
                 x = keras.layers.Dense(embedding_dim, use_bias=False, name="projection")(x)
             logits = embedding(x, reverse=True)
         else:

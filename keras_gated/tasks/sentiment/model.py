@@ -48,6 +48,7 @@ class SentimentHyperModel(GatedHyperModel):
         space.int("embedding_dim", 16, 64, step=16, default=32)
         space.float("dropout", 0.0, 0.3, step=0.1, default=0.0)
         space.float("learning_rate", 1e-3, 1e-2, sampling="log", default=5e-3)
+        self.add_lstm_options(space)
 
     def build(self, hp):
         tokens = keras.Input((self.sequence_length,), dtype="int64", name="tokens")
@@ -60,7 +61,7 @@ class SentimentHyperModel(GatedHyperModel):
             x = MaskedMean(name="bag_of_words")(x)
             x = keras.layers.Dense(recurrent["units"], activation="relu", name="hidden")(x)
         else:
-            x = self.recurrent_block(x, recurrent)
+            x = self.recurrent_block(x, recurrent, **self.lstm_option_arguments(hp, recurrent))
         x = keras.layers.Dropout(recurrent["dropout"])(x)
         outputs = keras.layers.Dense(self.num_classes, activation="softmax", dtype="float32", name="classes")(x)
         model = keras.Model(tokens, outputs, name=f"sentiment_{recurrent['cell']}")
