@@ -36,7 +36,7 @@ same reason without running anything. This package never imports
 
 from keras import backend
 
-FAST_BACKENDS = ("tensorflow", "jax")
+FAST_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def unavailable_reason(layer):
@@ -68,14 +68,14 @@ def unavailable_reason(layer):
             "(a prioritised GridLSTM, a stack whose activations have no "
             "written derivative, or layer_norm with such activations)"
         )
-    if name == "jax":
+    if name in ("jax", "torch"):
         if _kind(cell) == "stack":
             return (
-                "the jax fast loop runs one-layer cells; a stack of levels "
+                f"the {name} fast loop runs one-layer cells; a stack of levels "
                 f"({cell.__class__.__name__} with several layers) runs the generic loop"
             )
         if layer.unroll:
-            return "unroll=True writes the loop out in Python, which the jax fast loop does not"
+            return f"unroll=True writes the loop out in Python, which the {name} fast loop does not"
     return None
 
 
@@ -116,6 +116,11 @@ def fast_loop(layer, inputs, initial_state, mask, training):
 
         # unavailable_reason has ruled out stacks and unroll=True on JAX.
         return jax_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
+    if backend.backend() == "torch":
+        from keras_gated._fast import torch as torch_fast
+
+        # unavailable_reason has ruled out stacks and unroll=True on PyTorch.
+        return torch_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn
