@@ -4,7 +4,7 @@ The layers of `keras_gated` run everywhere through `GatedRNN.inner_loop`,
 which uses `keras.ops` only: the input projection of all time steps is one
 matrix product before the loop, and each step runs `cell.recurrent_step`
 (one fused `h_{t-1} @ recurrent_kernel` product). That generic path is what
-JAX and PyTorch run.
+stacks and `unroll=True` run on JAX and PyTorch.
 
 This sub-package holds what only pays on one backend. Its modules are
 imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
@@ -25,6 +25,12 @@ Inference calls (`training=False`) run both loops' forward part alone.
   under `jax.custom_vjp` over the same written backward step, with the
   recurrent weight gradient as one product after the reverse scan. Stacks
   and `unroll=True` run the generic loop on JAX.
+* `keras_gated._fast.torch.fused_rnn`: one-layer cells on PyTorch, an eager
+  loop under `torch.autograd.Function` over the same written backward step
+  (or autograd's VJP of one step for activations without one), `dU` as one
+  product after the backward loop. A call no gradient can reach
+  (`torch.no_grad()`) runs its forward loop alone. Stacks and `unroll=True`
+  run the generic loop on PyTorch.
 
 As Keras's `backend.lstm` does for cuDNN, `fast_loop(layer, ...)` runs the
 fast path that applies or raises `NotImplementedError` saying why none
