@@ -5,7 +5,7 @@ Masking and `go_backwards` at the edges are in `edge_script.py`; here, for
 every one-layer case: a mask, initial states with `go_backwards`, recurrent
 dropout with input dropout, and an inference call (still differentiated);
 then stateful calls, inference under `torch.no_grad()` (the loop without the
-autograd Function), `model.fit`, and the reasons stacks and `unroll=True`
+autograd Function), `stateless_call`, `model.fit`, and the reasons stacks and `unroll=True`
 give for the generic loop.
 """
 
@@ -115,6 +115,25 @@ def inference_without_autograd():
     assert_close(values["generic"], values["fast"], "no_grad inference")
 
 
+def stateless_call():
+    """Gradients reach the tensors a stateless_call maps the weights to (the
+    backward loop runs after the call's scope has closed)."""
+    x = torch.tensor(data(2, 4))
+    results = {}
+    for path in ("fast", "generic"):
+        layer = kg.PeepholeLSTM(4, return_sequences=True, fast_path=path == "fast")
+        layer.build((2, 4, 3))
+        set_weights(layer)
+        trainable = [torch.tensor(0.7 * w.numpy(), requires_grad=True)
+                     for w in layer.trainable_variables]
+        others = [v.value for v in layer.non_trainable_variables]
+        outputs, _ = layer.stateless_call(trainable, others, x, training=True)
+        grads = torch.autograd.grad((outputs * 1.5).sum(), trainable)
+        assert layer.last_call_path == path
+        results[path] = [outputs.detach().numpy()] + [g.numpy() for g in grads]
+    assert_close(results["generic"], results["fast"], "stateless_call values and gradients")
+
+
 def fit(layer_class, kwargs):
     """Two epochs of model.fit end at the same weights on both paths."""
     x = data(16, 6, seed=4)
@@ -174,6 +193,7 @@ def main():
     checks.append(("untied stateful", stateful, (kg.UntiedLSTM, {}), {}))
     checks.append(("depth-gated-1 stateful", stateful, (kg.DepthGatedLSTM, {}), {}))
     checks.append(("inference without autograd", inference_without_autograd, (), {}))
+    checks.append(("stateless call", stateless_call, (), {}))
     checks.append(("untied fit", fit, (kg.UntiedLSTM, {}), {}))
     checks.append(("fallbacks", fallbacks, (), {}))
     failed = 0

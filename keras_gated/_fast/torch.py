@@ -157,12 +157,12 @@ class _FusedLoop(torch.autograd.Function):
         return (outputs, *final_states)
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, d_outputs, *d_final_states):
-        loop, kept = ctx.loop, ctx.kept
-        # The kept tensors are needed once: let them go with the graph.
-        ctx.kept = None
-        d_projected, d_states, d_values = loop.backward(
-            kept, list(ctx.saved_tensors), d_outputs, list(d_final_states)
+        # The backward loop runs without recording: a second derivative
+        # through it raises rather than silently coming out as zero.
+        d_projected, d_states, d_values = ctx.loop.backward(
+            ctx.kept, list(ctx.saved_tensors), d_outputs, list(d_final_states)
         )
         return (None, None, d_projected, *d_states, *d_values)
 
