@@ -176,11 +176,10 @@ def _run_other_backend(backend):
     return result.stdout
 
 
-def test_torch_falls_back_and_says_why():
+def test_torch_takes_its_fast_path():
     out = _run_other_backend("torch")
-    assert "PATH generic" in out
-    assert "REASON the torch backend has no fast loop yet" in out
-    assert "RAISED" in out and "fast_path=True" in out
+    assert "PATH fast" in out and "REASON None" in out
+    assert "RAISED" not in out
 
 
 def test_jax_takes_its_fast_path():
@@ -200,3 +199,16 @@ def test_jax_fast_path_equals_the_generic_loop():
     assert result.returncode == 0, output[-3000:]
     checks = int(result.stdout.split("CHECKS ")[1].split()[0])
     assert checks >= 30 and result.stdout.count("OK ") == checks, result.stdout
+
+
+def test_torch_fast_path_equals_the_generic_loop():
+    """Masks, initial states, dropout, inference, stateful, fit, fallbacks (torch_fast_script.py)."""
+    from backend_process import run_script
+
+    result = run_script("torch_fast_script.py", "torch", timeout=900)
+    output = result.stdout + result.stderr
+    assert "BACKEND torch" in result.stdout, output[-3000:]
+    assert "FAIL" not in result.stdout, output[-5000:]
+    assert result.returncode == 0, output[-3000:]
+    checks = int(result.stdout.split("CHECKS ")[1].split()[0])
+    assert checks >= 40 and result.stdout.count("OK ") == checks, result.stdout

@@ -4,7 +4,7 @@ The layers of `keras_gated` run everywhere through `GatedRNN.inner_loop`,
 which uses `keras.ops` only: the input projection of all time steps is one
 matrix product before the loop, and each step runs `cell.recurrent_step`
 (one fused `h_{t-1} @ recurrent_kernel` product). That generic path is what
-JAX and PyTorch run.
+stacks and `unroll=True` run on JAX and PyTorch.
 
 This sub-package holds what only pays on one backend. Its modules are
 imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
@@ -25,6 +25,12 @@ Inference calls (`training=False`) run both loops' forward part alone.
   under `jax.custom_vjp` over the same written backward step, with the
   recurrent weight gradient as one product after the reverse scan. Stacks
   and `unroll=True` run the generic loop on JAX.
+* `keras_gated._fast.torch.fused_rnn`: one-layer cells on PyTorch, an eager
+  loop under `torch.autograd.Function` over the same written backward step
+  (or autograd's VJP of one step for activations without one), `dU` as one
+  product after the backward loop. A call no gradient can reach
+  (`torch.no_grad()`) runs its forward loop alone. Stacks and `unroll=True`
+  run the generic loop on PyTorch.
 
 As Keras's `backend.lstm` does for cuDNN, `fast_loop(layer, ...)` runs the
 fast path that applies or raises `NotImplementedError` saying why none
@@ -36,7 +42,7 @@ same reason without running anything. This package never imports
 
 from keras import backend
 
-FAST_BACKENDS = ("tensorflow", "jax")
+FAST_BACKENDS = ("tensorflow", "jax", "torch")
 
 
 def unavailable_reason(layer):
@@ -68,14 +74,14 @@ def unavailable_reason(layer):
             "(a prioritised GridLSTM, a stack whose activations have no "
             "written derivative, or layer_norm with such activations)"
         )
-    if name == "jax":
+    if name in ("jax", "torch"):
         if _kind(cell) == "stack":
             return (
-                "the jax fast loop runs one-layer cells; a stack of levels "
+                f"the {name} fast loop runs one-layer cells; a stack of levels "
                 f"({cell.__class__.__name__} with several layers) runs the generic loop"
             )
         if layer.unroll:
-            return "unroll=True writes the loop out in Python, which the jax fast loop does not"
+            return f"unroll=True writes the loop out in Python, which the {name} fast loop does not"
     return None
 
 
@@ -116,6 +122,11 @@ def fast_loop(layer, inputs, initial_state, mask, training):
 
         # unavailable_reason has ruled out stacks and unroll=True on JAX.
         return jax_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
+    if backend.backend() == "torch":
+        from keras_gated._fast import torch as torch_fast
+
+        # unavailable_reason has ruled out stacks and unroll=True on PyTorch.
+        return torch_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn

@@ -1,6 +1,6 @@
-"""What a one-layer cell gives a fused loop: the contract both fast loops consume.
+"""What a one-layer cell gives a fused loop: the contract the fast loops consume.
 
-The loops of `keras_gated._fast` (TensorFlow's `fused_rnn`, JAX's
+The loops of `keras_gated._fast` (TensorFlow's, JAX's and PyTorch's
 `fused_rnn`) read a cell through this protocol and nothing else; the cells
 implement it without knowing which loop runs them (`keras_gated.layers.base.
 GatedCell` holds the defaults). All of it is `keras.ops` math, so one cell

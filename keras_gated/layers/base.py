@@ -1087,7 +1087,8 @@ class GatedRNN(keras.layers.RNN):
     levels (`fast_levels()`, for stacks), runs the custom-gradient loops of
     `keras_gated._fast.tensorflow`, which compute the weight gradients with
     one product per chunk of steps; `training=False` calls run their
-    forward loop alone.
+    forward loop alone. On JAX and PyTorch, one-layer cells run the fused
+    loops of `keras_gated._fast.jax` and `keras_gated._fast.torch`.
 
     `fast_path` chooses, as `use_cudnn` does for `keras.layers.LSTM`:
     `"auto"` (default) takes the fast path where it applies and otherwise
@@ -1232,7 +1233,8 @@ class GatedRNN(keras.layers.RNN):
         return _fast.unavailable_reason(self)
 
     def _generic_loop(self, projected, initial_state, mask, training):
-        """The fused loop in `keras.ops` terms: what JAX and PyTorch run."""
+        """The fused loop in `keras.ops` terms: what runs where no fast loop applies
+        (stacks and `unroll=True` on JAX and PyTorch, the fallbacks everywhere)."""
         cell = self.cell
         copy_states = keras.backend.backend() == "torch" and self.stateful
 
