@@ -138,7 +138,7 @@ IMPLEMENTATIONS = {
     ),
     "GridLSTM": (
         "keras",
-        _package_layer("GridLSTM", depth=GRID_DEPTH),
+        _package_layer("GridLSTM", num_layers=GRID_DEPTH),
         grid_macs,
         GRID_DEPTH,
         True,
@@ -166,7 +166,7 @@ IMPLEMENTATIONS = {
     ),
     "GridLSTM(fused=False)": (
         "keras",
-        _package_layer("GridLSTM", depth=GRID_DEPTH, fused=False),
+        _package_layer("GridLSTM", num_layers=GRID_DEPTH, fused=False),
         grid_macs,
         GRID_DEPTH,
         False,
