@@ -126,6 +126,17 @@ def stack_size(cell, num_layers):
     return 1 if cell in NATIVE_STACKS else num_layers
 
 
+def _classes(cell, arguments):
+    """`(layer class, cell class)` of `cell` for these constructor arguments.
+
+    "lstm" with an LSTM option is keras_gated's LSTM: Keras's has no options.
+    """
+    if cell == "lstm" and any(key in arguments for key in LSTM_OPTIONS):
+        return keras_gated.LSTM, keras_gated.LSTMCell
+    layer_name, cell_name, module = _CELL_CLASSES[cell]
+    return getattr(module, layer_name), getattr(module, cell_name)
+
+
 def stack_layers(
     cell,
     units,
@@ -165,10 +176,7 @@ def stack_layers(
     size = stack_size(cell, num_layers)
     if names is not None and len(names) != size:
         raise ValueError(f"`names` needs {size} names for this stack; received {list(names)!r}.")
-    layer_name, _, module = _CELL_CLASSES[cell]
-    layer_class = getattr(module, layer_name)
-    if cell == "lstm" and any(key in cell_options for key in LSTM_OPTIONS):
-        layer_class = keras_gated.LSTM
+    layer_class, _ = _classes(cell, cell_options)
     options = dict(
         cell_options,
         return_state=return_state,
@@ -395,8 +403,7 @@ def make_cell(cell, units, num_layers=1, dropout=0.0, recurrent_dropout=0.0, **k
     >>> layer = keras.layers.RNN(cell, return_state=True)
     """
     size = stack_size(cell, num_layers)
-    _, cell_name, module = _CELL_CLASSES[cell]
-    cell_class = getattr(module, cell_name)
+    _, cell_class = _classes(cell, kwargs)
     kwargs = dict(kwargs, dropout=dropout, recurrent_dropout=recurrent_dropout)
     if cell in NATIVE_STACKS:
         return cell_class(units, num_layers=num_layers, **kwargs)

@@ -364,6 +364,7 @@ def test_registry_gives_the_options_to_the_cells_that_take_them():
     (optioned,) = cells.stack_layers("lstm", 8, layer_norm=True)
     # Keras's LSTM without options; the package's, which takes them, with.
     assert type(plain) is keras.layers.LSTM and type(optioned) is kg.LSTM
+    assert type(cells.make_cell("lstm", 8, layer_norm=True)) is kg.LSTMCell
 
 
 @pytest.mark.parametrize("overrides, layer_class, options", [
