@@ -56,7 +56,7 @@ NATIVE_STACKS = ("depth_gated", "grid")
 #: Cells whose layers take the LSTM options (docs/options.md). "lstm" with an
 #: option is keras_gated.LSTM: Keras's LSTM has no such options, and
 #: keras_gated.LSTM is the same LSTM with them.
-OPTION_CELLS = ("lstm", "peephole", "coupled", "untied")
+OPTION_CELLS = ("lstm", "peephole", "coupled", "untied", "depth_gated")
 
 #: The arguments of the LSTM options.
 LSTM_OPTIONS = ("layer_norm", "projection_units", "cell_clip", "zoneout")

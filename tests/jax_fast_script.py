@@ -28,6 +28,8 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
     # The LSTM options (docs/options.md) on the written steps; all three
     # together come with RNN_CASES ("lstm-options").
     ("coupled-zoneout-layer-norm", kg.CoupledLSTM, {"zoneout": (0.2, 0.3), "layer_norm": True}),
+    ("depth-gated-options", kg.DepthGatedLSTM,
+     {"layer_norm": True, "projection_units": 3, "cell_clip": 1.0, "zoneout": (0.2, 0.3)}),
 ]
 
 

@@ -136,19 +136,24 @@ OPTION_CELL_BLOCKS = {
     "peephole": ("ifco", "ifco"),
     "coupled": ("fco", "fco"),
     "untied": ("ifcoz", "ifoz"),
+    "depth_gated": ("ifcod", "ifco"),
 }
 
 
 def lstm_options_step(
-    x, states, weights, cell="lstm", cell_clip=None, epsilon=1e-3, keep=(0.0, 0.0)
+    x, states, weights, cell="lstm", cell_clip=None, epsilon=1e-3, keep=(0.0, 0.0),
+    lower=None,
 ):
     """SPEC "Options of the LSTM-family cells", for `cell` in OPTION_CELL_BLOCKS.
 
     layer_norm when `kernel_norm_gamma` is among the weights, projection when
     `projection_kernel` is; `cell_clip` as given; zoneout's `keep = (d_c,
     d_h)`: this step's keep masks in training, the rates at inference (0
-    without zoneout). Peepholes (peephole and coupled cells) read the memory
-    as carried.
+    without zoneout). Peepholes (peephole, coupled and depth-gated cells)
+    read the memory as carried. For the depth-gated layer (SPEC
+    "DepthGatedLSTMCell") `lower` is l_t, the carried memory of the layer
+    below; None for the first layer, whose l_t is `x depth_projection`, or
+    x itself without that weight.
     """
     h, c = states
     kernel_blocks, recurrent_blocks = OPTION_CELL_BLOCKS[cell]
@@ -168,6 +173,16 @@ def lstm_options_step(
     if cell == "untied":
         i, f, o, zt = sig(z["i"]), sig(z["f"]), sig(z["o"]), sig(z["z"])
         update = f * c + i * tanh(z["c"] + (zt * tanh(c)) @ weights["untied_kernel"])
+    elif cell == "depth_gated":
+        if lower is None:
+            lower = x @ weights["depth_projection"] if "depth_projection" in weights else x
+        i = sig(z["i"] + _peep(weights, "input_gate_peephole_weights", c))
+        f = sig(z["f"] + _peep(weights, "forget_gate_peephole_weights", c))
+        d = sig(
+            z["d"] + weights["depth_gate_cell_weights"] * c
+            + weights["depth_gate_lower_weights"] * lower
+        )
+        update = d * lower + f * c + i * tanh(z["c"])
     elif cell == "coupled":
         f = sig(z["f"] + _peep(weights, "forget_gate_peephole_weights", c))
         update = f * c + (1.0 - f) * tanh(z["c"])

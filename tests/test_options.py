@@ -37,6 +37,8 @@ CELLS = [
     ("peephole", kg.PeepholeLSTM, kg.PeepholeLSTMCell, {}),
     ("coupled", kg.CoupledLSTM, kg.CoupledLSTMCell, {"peepholes": "fo"}),
     ("untied", kg.UntiedLSTM, kg.UntiedLSTMCell, {}),
+    # One layer; D != H, so l_t is the learned `depth_projection` of x.
+    ("depth_gated", kg.DepthGatedLSTM, kg.DepthGatedLSTMCell, {}),
 ]
 OPTIONS = {
     "layer-norm": {"layer_norm": True},
@@ -294,10 +296,141 @@ def test_bad_option_values_name_the_argument(kwargs, says):
         kg.LSTM(4, **kwargs)
 
 
-@pytest.mark.parametrize("layer", [kg.DepthGatedLSTM, kg.GridLSTM])
-def test_stacks_say_they_do_not_take_the_options_yet(layer):
+def test_grid_lstm_says_it_does_not_take_the_options_yet():
     with pytest.raises(ValueError, match="does not take layer_norm yet"):
-        layer(4, layer_norm=True)
+        kg.GridLSTM(4, layer_norm=True)
+
+
+# -- the depth-gated stack: the options on every layer -------------------------
+
+STACK_OPTIONS = {
+    "layer-norm": {"layer_norm": True},
+    "projection": {"projection_units": PROJECTION},
+    "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP,
+            "zoneout": (0.25, 0.4)},
+}
+STACK_LAYERS = 3
+
+
+def stack_problem(options, seed, dtype="float32", **kwargs):
+    rng = np.random.default_rng(seed)
+    layer = kg.DepthGatedLSTM(
+        UNITS, num_layers=STACK_LAYERS, return_sequences=True, return_state=True,
+        seed=11, dtype=None if dtype == "float32" else dtype, **options, **kwargs,
+    )
+    layer.build((BATCH, STEPS, FEATURES))
+    layers = [{} for _ in range(STACK_LAYERS)]
+    for variable in layer.weights:
+        value = rng.normal(0.0, 0.6, size=variable.shape).astype(dtype)
+        variable.assign(value)
+        level = int(variable.path.split("layer_")[1].split("/")[0])
+        layers[level][variable.name] = value.astype("float64")
+    inputs = rng.normal(size=(BATCH, STEPS, FEATURES)).astype(dtype)
+    states = [rng.normal(0.0, 0.5, size=(BATCH, w)).astype(dtype)
+              for w in layer.cell.state_size]
+    return layer, inputs, states, layers, rng
+
+
+def stack_keep_masks(options, inputs):
+    """Per step and layer (d_c, d_h) a fresh stack (seed 11) draws first; None without zoneout."""
+    if "zoneout" not in options:
+        return None
+    layer, *_ = stack_problem(options, seed=0, dtype=str(inputs.dtype))
+    cell = layer.cell
+    projected = np.asarray(cell.project_sequence(inputs, training=True), "float64")
+    masks = projected[..., projected.shape[-1] - cell.zoneout_width * STACK_LAYERS:]
+    return [
+        [np.split(level, [UNITS], axis=-1) for level in np.split(masks[:, t], STACK_LAYERS, -1)]
+        for t in range(inputs.shape[1])
+    ]
+
+
+def stack_reference(options, inputs, states, layers, keep=None):
+    """SPEC: the layers bottom-up inside each step, each with the options; an
+    upper layer's input is the h below (P wide), its l_t the carried c below."""
+    rates = options.get("zoneout", (0.0, 0.0))
+    states = [s.astype("float64") for s in states]
+    outputs = []
+    for t in range(inputs.shape[1]):
+        below, lower, new = inputs[:, t], None, []
+        for k, weights in enumerate(layers):
+            h, (_, c) = ref.lstm_options_step(
+                below, states[2 * k : 2 * k + 2], weights, cell="depth_gated",
+                cell_clip=options.get("cell_clip"), lower=lower,
+                keep=rates if keep is None else keep[t][k],
+            )
+            new += [h, c]
+            below, lower = h, c
+        states = new
+        outputs.append(below)
+    return np.stack(outputs, axis=1), states
+
+
+@pytest.mark.parametrize("options", STACK_OPTIONS.values(), ids=STACK_OPTIONS.keys())
+def test_depth_gated_stack_takes_the_options_on_every_layer(options):
+    layer, inputs, states, layers, _ = stack_problem(options, seed=3)
+    outputs, *final = layer(inputs, initial_state=states)
+    # The stack's levels have no written form of the options: the generic loop.
+    assert layer.last_call_path == "generic"
+    assert "LSTM options" in layer.fast_path_unavailable_reason()
+    expected, expected_states = stack_reference(options, inputs.astype("float64"), states, layers)
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=3e-6)
+    for got, want in zip(final, expected_states):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=3e-6)
+    width = options.get("projection_units", UNITS)
+    assert [s.shape[-1] for s in final] == [width, UNITS] * STACK_LAYERS
+
+
+def test_depth_gated_stack_gradients_with_every_option_match_finite_differences():
+    options = STACK_OPTIONS["all"]
+    layer, inputs, states, layers, rng = stack_problem(options, seed=4, dtype="float64")
+    probes = [rng.normal(size=(BATCH, STEPS, PROJECTION))] + [
+        rng.normal(size=s.shape) for s in states
+    ]
+    x, s = tf.constant(inputs), [tf.constant(v) for v in states]
+    with tf.GradientTape() as tape:
+        tape.watch([x, *s])
+        results = layer(x, initial_state=s, training=True)
+        loss = sum(tf.reduce_sum(r * p) for r, p in zip(results, probes))
+    variables = list(layer.weights)
+    grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
+    keep = stack_keep_masks(options, inputs)
+
+    def reference_loss():
+        outputs, final = stack_reference(options, inputs, states, layers, keep)
+        return sum((r * p).sum() for r, p in zip([outputs, *final], probes))
+
+    def level(variable):
+        return layers[int(variable.path.split("layer_")[1].split("/")[0])]
+
+    arrays = [inputs, *states, *[level(v)[v.name] for v in variables]]
+    names = ["inputs", *[f"state {k}" for k in range(len(states))],
+             *[v.path for v in variables]]
+    for name, got, array in zip(names, grads, arrays):
+        np.testing.assert_allclose(
+            np.asarray(got), ref.numerical_gradient(reference_loss, array),
+            rtol=1e-6, atol=1e-8, err_msg=name,
+        )
+
+
+def test_depth_gated_stack_with_options_and_fast_path_true_names_the_reason():
+    layer = kg.DepthGatedLSTM(UNITS, num_layers=2, layer_norm=True, fast_path=True)
+    with pytest.raises(ValueError, match="LSTM options"):
+        layer(np.zeros((BATCH, STEPS, FEATURES), "float32"))
+
+
+def test_depth_gated_weights_keep_their_order_and_the_options_follow():
+    layer = kg.DepthGatedLSTM(4, layer_norm=True, projection_units=3)
+    layer.build((None, 3, 2))
+    assert [w.name for w in layer.weights] == [
+        "kernel", "recurrent_kernel", "depth_projection", "bias",
+        "input_gate_peephole_weights", "forget_gate_peephole_weights",
+        "output_gate_peephole_weights", "depth_gate_cell_weights",
+        "depth_gate_lower_weights", "kernel_norm_gamma", "kernel_norm_beta",
+        "recurrent_norm_gamma", "recurrent_norm_beta", "state_norm_gamma",
+        "state_norm_beta", "projection_kernel",
+    ]
+    assert layer.cell.recurrent_kernel.shape == (3, 16)
 
 
 def test_zoneout_masks_are_bernoulli_per_step_and_unit_and_follow_the_seed():

@@ -72,7 +72,8 @@ def unavailable_reason(layer):
         return (
             f"{cell.__class__.__name__} with these options has no fast form "
             "(a prioritised GridLSTM, a stack whose activations have no "
-            "written derivative, or layer_norm with such activations)"
+            "written derivative, a DepthGatedLSTM stack with LSTM options, "
+            "or layer_norm with activations that have no written derivative)"
         )
     if name in ("jax", "torch"):
         if _kind(cell) == "stack":

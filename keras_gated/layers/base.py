@@ -564,10 +564,20 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             projected = projected + self.bias
         return projected
 
+    #: Columns of the projected inputs that the cell's own equations read
+    #: after its gate blocks, before zoneout's keep masks (the depth-gated
+    #: cell's lower memory l_t: H); 0 for most cells.
+    own_extra_width = 0
+
     @property
     def zoneout_width(self):
         """Columns of zoneout's keep masks after the gate blocks: H + P, or 0."""
         return self.units + self.output_units if any(self.zoneout) else 0
+
+    @property
+    def zoneout_levels(self):
+        """How many layers' keep masks `project_sequence` draws: 1 (a stack: its layers)."""
+        return 1
 
     def project_sequence(self, inputs, training=False):
         """`project_inputs(inputs)` and the per-step columns the step reads.
@@ -586,8 +596,9 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         rates = ops.concatenate(
             [ops.full((self.units,), rate_c, dtype=projected.dtype),
              ops.full((self.output_units,), rate_h, dtype=projected.dtype)]
+            * self.zoneout_levels
         )
-        shape = tuple(ops.shape(projected)[:-1]) + (self.zoneout_width,)
+        shape = tuple(ops.shape(projected)[:-1]) + (self.zoneout_width * self.zoneout_levels,)
         if training:
             draws = keras.random.uniform(shape, dtype=projected.dtype, seed=self.seed_generator)
             keep = ops.cast(ops.less(draws, rates), projected.dtype)
@@ -599,7 +610,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """`(d_c, d_h)`, the keep masks of a step from its pre-activations, or (None, None)."""
         if not any(self.zoneout):
             return None, None
-        start = len(self.kernel_gates) * self.units
+        start = len(self.kernel_gates) * self.units + self.own_extra_width
         keep = preactivations[..., start : start + self.zoneout_width]
         return tuple(ops.split(keep, [self.units], axis=-1))
 
@@ -867,15 +878,15 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         )
         saved, sums, d_states = list(saved), list(sums), list(d_states)
         d_states[0] = add_gradients(d_states[0], d_h_tm1)
-        gate_width = len(self.kernel_gates) * self.units
+        masks_start = len(self.kernel_gates) * self.units + self.own_extra_width
         if self.zoneout_width:
             # The keep masks are no function of the weights: zero gradient.
-            masks = projected[..., gate_width : gate_width + self.zoneout_width]
+            masks = projected[..., masks_start : masks_start + self.zoneout_width]
             d_projected = ops.concatenate([d_projected, ops.zeros_like(masks)], axis=-1)
         if self.layer_norm:
             width = len(self.recurrent_gates) * self.units
             normalized, inverse_deviation = ops.split(
-                projected[..., gate_width + self.zoneout_width :], [width], axis=-1
+                projected[..., masks_start + self.zoneout_width :], [width], axis=-1
             )
             gamma, _ = self.norms["recurrent"]
             sums.append(ops.sum(d_recurrent * normalized, axis=0))
@@ -898,14 +909,19 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
     def summed_weights(self):
         """The weights whose gradients `step_backward` returns as per-step sums.
 
-        By default the peephole vectors, in the order of `peepholes`, then
-        the state norm's gamma and beta and the recurrent norm's gamma (its
-        beta enters with the projected inputs).
+        The cell's own (`memory_summed_weights`), then the state norm's
+        gamma and beta and the recurrent norm's gamma (its beta enters with
+        the projected inputs): the order of the sums `memory_backward` and
+        `step_backward` return.
         """
-        weights = [self.peephole_weights[gate] for gate in self.peepholes]
+        weights = list(self.memory_summed_weights())
         if self.layer_norm:
             weights += [*self.norms["state"], self.norms["recurrent"][0]]
         return weights
+
+    def memory_summed_weights(self):
+        """The weight vectors of the cell's own equations: the peepholes, in the order of `peepholes`."""
+        return [self.peephole_weights[gate] for gate in self.peepholes]
 
     def peephole_sums(self, d_gates, c_tm1, c):
         """This step's peephole-vector gradients, summed over the batch.

@@ -66,6 +66,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             mask per sequence). Between layers nothing is dropped.
         recurrent_dropout: Fraction of h_{t-1} dropped before U h_{t-1}, with
             an independent mask for every layer.
+        layer_norm, projection_units, cell_clip, zoneout: The LSTM options
+            (docs/options.md), on every layer around its own update
+            c̃_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(·); an upper layer
+            reads the carried c_t below as its l_t and the (projected) h
+            below as its input. A stack with an option runs the generic
+            loop; the one-layer cell runs them fused.
         **kwargs: The other arguments of `keras.layers.LSTMCell`
             (activation, recurrent_activation, use_bias, initializers,
             regularizers, constraints, unit_forget_bias, seed), plus
@@ -86,6 +92,8 @@ class DepthGatedLSTMCell(StackedGatedCell):
     recurrent_gates = "ifco"
     peephole_choices = "ifo"
     default_peepholes = "ifo"
+    # Every layer of the stack takes the LSTM options (docs/options.md).
+    supports_lstm_options = True
 
     def __init__(
         self, units, num_layers=1, use_peepholes=True, peepholes=None, **kwargs
@@ -108,7 +116,10 @@ class DepthGatedLSTMCell(StackedGatedCell):
             num_layers, "num_layers", "the number of layers in the stack"
         )
         self.recurrent_levels = self.num_layers
-        self.state_size = [self.units] * (2 * self.num_layers)
+        # Whether l_t is this cell's input (projected when D != H): the
+        # one-layer cell and a stack's bottom layer; set once, before build.
+        self.lower_is_input = True
+        self.state_size = [self.output_units, self.units] * self.num_layers
         if self.num_layers > 1:
             layer_config = {
                 key: value
@@ -119,6 +130,10 @@ class DepthGatedLSTMCell(StackedGatedCell):
                 DepthGatedLSTMCell.from_config({**layer_config, "name": f"layer_{k}"})
                 for k in range(self.num_layers)
             ]
+            for upper in self.layer_cells[1:]:
+                # An upper layer's l_t is the memory below, H wide whatever
+                # its input's width (P under a projection): no depth_projection.
+                upper.lower_is_input = False
 
     def get_config(self):
         return {
@@ -126,6 +141,16 @@ class DepthGatedLSTMCell(StackedGatedCell):
             "num_layers": self.num_layers,
             "use_peepholes": bool(self.peepholes),
         }
+
+    @property
+    def own_extra_width(self):
+        """l_t, the lower memory of the first layer, follows its gate blocks."""
+        return self.units
+
+    @property
+    def zoneout_levels(self):
+        """Zoneout's keep masks of every layer follow l_t, bottom layer first."""
+        return self.num_layers
 
     @property
     def deferred_recurrent_product(self):
@@ -143,12 +168,6 @@ class DepthGatedLSTMCell(StackedGatedCell):
     def build(self, input_shape):
         if self.num_layers == 1:
             super().build(input_shape)
-            self.depth_gate_cell_weights = self._add_depth_vector(
-                "depth_gate_cell_weights"
-            )
-            self.depth_gate_lower_weights = self._add_depth_vector(
-                "depth_gate_lower_weights"
-            )
             return
         if input_shape[-1] is None:
             raise ValueError(
@@ -157,11 +176,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             )
         self.input_dim = int(input_shape[-1])
         for k, layer in enumerate(self.layer_cells):
-            layer.build((None, self.input_dim if k == 0 else self.units))
+            # An upper layer reads the h of the layer below: P wide with a projection.
+            layer.build((None, self.input_dim if k == 0 else self.output_units))
         self.built = True
 
     def build_extra_kernels(self):
-        if self.input_dim == self.units:
+        if self.input_dim == self.units or not self.lower_is_input:
             self.depth_projection = None
             return
         self.depth_projection = self.add_weight(
@@ -171,6 +191,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,
         )
+
+    def build_options(self):
+        # The depth-gate vectors are the cell's own weights: before the options'.
+        self.depth_gate_cell_weights = self._add_depth_vector("depth_gate_cell_weights")
+        self.depth_gate_lower_weights = self._add_depth_vector("depth_gate_lower_weights")
+        super().build_options()
 
     def _add_depth_vector(self, name):
         return self.add_weight(
@@ -204,10 +230,11 @@ class DepthGatedLSTMCell(StackedGatedCell):
     def projection_weights(self):
         """`[W | P]` and `[b ; 0]` when l is a learned projection (D != H).
 
-        When D == H, l is the input itself, which is no product: None.
+        When D == H, l is the input itself, which is no product: None; so
+        with `layer_norm` or `zoneout` (see `GatedCell.projection_weights`).
         """
         first = self._stack()[0]
-        if first.depth_projection is None:
+        if first.depth_projection is None or self.layer_norm or any(self.zoneout):
             return None
         kernel = ops.concatenate([first.kernel, first.depth_projection], axis=1)
         bias = None
@@ -217,10 +244,12 @@ class DepthGatedLSTMCell(StackedGatedCell):
             )
         return kernel, bias
 
-    def activate(self, z, lower, c_tm1):
+    def activate(self, z, lower, c_tm1, keep_c=None):
         """One layer's equations from its pre-activations and l_t.
 
-        Returns `(i, f, d, g, c, o, φ(c))`.
+        Returns `(i, f, d, g, memory, c, o, φ(c))`: `memory` is what `carry`
+        makes of the layer's own update c̃_t (the LSTM options), c =
+        `memory.carried` the memory it carries and the layer above reads.
         """
         σ, φ = self.recurrent_activation, self.activation
         i = σ(self.peep("i", z["i"], c_tm1))
@@ -231,82 +260,119 @@ class DepthGatedLSTMCell(StackedGatedCell):
             + self.depth_gate_lower_weights * lower
         )
         g = φ(z["c"])
-        c = d * lower + f * c_tm1 + i * g
+        memory = self.carry(d * lower + f * c_tm1 + i * g, c_tm1, keep_c)
+        c = memory.carried
         o = σ(self.peep("o", z["o"], c))
-        return i, f, d, g, c, o, φ(c)
+        return i, f, d, g, memory, c, o, φ(c)
 
-    def layer_step(self, gate_inputs, lower, h_tm1, c_tm1):
+    def layer_step(self, gate_inputs, lower, h_tm1, c_tm1, keep=(None, None)):
         """One layer at one step, from `W x + b`, l_t and its own past state.
 
-        `h_tm1` is already through recurrent dropout; returns (h, c, gates).
+        `h_tm1` is what U reads and zoneout keeps (the stack's step passes
+        U the h after recurrent dropout, zoneout the state itself). Returns
+        `(h, c, gates)`.
         """
         preactivations = self.full_preactivations(gate_inputs, self.recurrent_product(h_tm1))
-        return self.layer_preactivation_step(preactivations, lower, c_tm1)
+        return self.layer_preactivation_step(preactivations, lower, [h_tm1, c_tm1], keep)
 
-    def layer_preactivation_step(self, preactivations, lower, c_tm1):
-        """One layer at one step from its full gate pre-activations and l_t."""
-        i, f, d, _, c, o, φc = self.activate(self.split_gates(preactivations), lower, c_tm1)
-        h = o * φc
+    def layer_preactivation_step(self, preactivations, lower, states, keep=(None, None)):
+        """One layer at one step from its full gate pre-activations and l_t.
+
+        `preactivations` are `W x + U h + b` (5H, with the recurrent norm's
+        columns after them under `layer_norm`), `states` the layer's own
+        `(h_{t-1}, c_{t-1})` and `keep` zoneout's `(d_c, d_h)` of this
+        layer and step. Returns `(h, c, gates)`.
+        """
+        keep_c, keep_h = keep
+        i, f, d, _, _, c, o, φc = self.activate(
+            self.split_gates(preactivations), lower, states[1], keep_c
+        )
+        h = self.hidden_state(o * φc, states[0], keep_h)
         return h, c, {"input": i, "forget": f, "depth": d, "output": o}
 
+    def _lower_of(self, projected):
+        """l_t: the H columns after the gate blocks."""
+        start = len(self.kernel_gates) * self.units
+        return projected[..., start : start + self.units]
+
     def preactivation_step(self, preactivations, states):
-        """The one-layer cell's step from `[W x + U h + b ; l_t]`."""
-        gate_part, lower = ops.split(preactivations, [5 * self.units], axis=-1)
-        h, c, gates = self.layer_preactivation_step(gate_part, lower, states[1])
+        """The one-layer cell's step from `[W x + U h + b ; l_t ; keep masks ; ...]`."""
+        h, c, gates = self.layer_preactivation_step(
+            preactivations, self._lower_of(preactivations), states,
+            self.zoneout_keep(preactivations),
+        )
         return h, [h, c], gates
 
-    def step_backward(self, projected, states, d_new_states):
-        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
-        d_gates, d_lower, d_c_tm1, sums = self.layer_backward(
-            gate_inputs, lower, states[1], d_new_states
+    def memory_backward(self, projected, states, d_new_states):
+        d_gates, d_lower, d_c_tm1, sums, output = self.layer_backward(
+            projected, self._lower_of(projected), states[1], d_new_states,
+            self.zoneout_keep(projected)[0],
         )
         return (
             *self.join_gate_gradients(d_gates, extra=[d_lower]),
             [None, d_c_tm1],
             [],
             sums,
+            output,
         )
 
-    def layer_backward(self, gate_inputs, lower, c_tm1, d_new_states):
-        """One layer's step backwards, from its full gate pre-activations and l_t.
+    def layer_backward(self, preactivations, lower, c_tm1, d_new_states, keep_c=None):
+        """One layer's equations backwards, from its pre-activations and l_t.
 
-        Returns `(d_gates, d_lower, d_c_tm1, sums)`: the gradients of the
-        gate pre-activations (a dict), of l_t, of c_{t-1} other than through
-        U h, and this step's `summed_weights` gradients.
+        `d_new_states` are the gradients of `m_t = o_t ⊙ φ(c_t)` (before any
+        projection or zoneout of h) and of the carried c_t. Returns
+        `(d_gates, d_lower, d_c_tm1, sums, m_t)`: the gradients of the gate
+        pre-activations (a dict), of l_t, of c_{t-1} other than through
+        U h, this step's gradients of `memory_summed_weights` and of the
+        state norm (summed over the batch), and m_t.
         """
         dσ, dφ = self.activation_derivatives()
-        i, f, d, g, c, o, φc = self.activate(self.split_gates(gate_inputs), lower, c_tm1)
-        d_h, d_c = d_new_states
-        d_o = d_h * φc * dσ(o)
-        d_c = add_gradients(d_c, d_h * o * dφ(φc), self.peep_backward("o", d_o))
-        d_i = d_c * g * dσ(i)
-        d_f = d_c * c_tm1 * dσ(f)
-        d_d = d_c * lower * dσ(d)
-        d_lower = d_c * d + self.depth_gate_lower_weights * d_d
+        i, f, d, g, memory, c, o, φc = self.activate(
+            self.split_gates(preactivations), lower, c_tm1, keep_c
+        )
+        d_m, d_c = d_new_states
+        d_o = d_m * φc * dσ(o)
+        d_c = add_gradients(d_c, d_m * o * dφ(φc), self.peep_backward("o", d_o))
+        d_update, d_kept, option_sums = self.carried_cell_backward(memory, keep_c, d_c)
+        d_i = d_update * g * dσ(i)
+        d_f = d_update * c_tm1 * dσ(f)
+        d_d = d_update * lower * dσ(d)
+        d_lower = d_update * d + self.depth_gate_lower_weights * d_d
         d_c_tm1 = add_gradients(
-            d_c * f,
+            d_update * f,
             self.peep_backward("i", d_i),
             self.peep_backward("f", d_f),
             self.depth_gate_cell_weights * d_d,
+            d_kept,
         )
-        d_gates = {"i": d_i, "f": d_f, "c": d_c * i * dφ(g), "o": d_o, "d": d_d}
+        d_gates = {"i": d_i, "f": d_f, "c": d_update * i * dφ(g), "o": d_o, "d": d_d}
         sums = self.peephole_sums(d_gates, c_tm1, c) + [
             ops.sum(d_d * c_tm1, axis=0),
             ops.sum(d_d * lower, axis=0),
-        ]
-        return d_gates, d_lower, d_c_tm1, sums
+        ] + option_sums
+        return d_gates, d_lower, d_c_tm1, sums, o * φc
 
-    def summed_weights(self):
-        return super().summed_weights() + [
+    def memory_summed_weights(self):
+        return super().memory_summed_weights() + [
             self.depth_gate_cell_weights,
             self.depth_gate_lower_weights,
         ]
 
     @property
+    def has_lstm_options(self):
+        """Whether any LSTM option is on."""
+        return bool(
+            self.layer_norm or self.projection_units or self.cell_clip is not None
+            or any(self.zoneout)
+        )
+
+    @property
     def has_fast_levels(self):
-        """Whether a stack runs `fused_stack_rnn`: `num_layers > 1` and
-        activations with a written derivative (one layer runs `fused_rnn`)."""
-        return self.num_layers > 1 and self.has_step_backward
+        """Whether a stack runs `fused_stack_rnn`: `num_layers > 1`,
+        activations with a written derivative and no LSTM option (the
+        stack's levels have no written form of them yet; a one-layer cell
+        runs `fused_rnn`, options included)."""
+        return self.num_layers > 1 and self.has_step_backward and not self.has_lstm_options
 
     def fast_levels(self):
         """The layers of the stack as `fused_stack_rnn` runs them, bottom first."""
@@ -319,16 +385,21 @@ class DepthGatedLSTMCell(StackedGatedCell):
         `hidden_perturbations` (see `StackedGatedCell.perturbed_step`) are
         added to each layer's h_t before the layer above reads it.
         """
-        gate_inputs, lower = ops.split(projected, [5 * self.units], axis=-1)
+        gate_width = len(self.kernel_gates) * self.units
+        gate_inputs, lower = projected[..., :gate_width], self._lower_of(projected)
+        keeps = self._level_keep_masks(projected)
         hidden = self.drop_recurrent_levels(states[0::2], training)
         new_states, gates = [], {}
         for k, layer in enumerate(self._stack()):
             if k > 0:
-                # The layer reads the h of the layer below and gates its c,
-                # both from this very step.
+                # The layer reads the h of the layer below and gates its
+                # carried c, both from this very step.
                 gate_inputs, lower = layer.project_gate_inputs(h), c
-            h, c, layer_gates = layer.layer_step(
-                gate_inputs, lower, hidden[k], states[2 * k + 1]
+            preactivations = layer.full_preactivations(
+                gate_inputs, layer.recurrent_product(hidden[k])
+            )
+            h, c, layer_gates = layer.layer_preactivation_step(
+                preactivations, lower, states[2 * k : 2 * k + 2], keeps[k]
             )
             if hidden_perturbations is not None:
                 h = h + hidden_perturbations[k]
@@ -336,6 +407,17 @@ class DepthGatedLSTMCell(StackedGatedCell):
             prefix = f"layer_{k}/" if self.num_layers > 1 else ""
             gates.update({prefix + name: g for name, g in layer_gates.items()})
         return h, new_states, gates
+
+
+    def _level_keep_masks(self, projected):
+        """Zoneout's `(d_c, d_h)` of every layer, bottom first, from the
+        columns after l_t; `(None, None)` each without zoneout."""
+        if not any(self.zoneout):
+            return [(None, None)] * self.num_layers
+        start = len(self.kernel_gates) * self.units + self.units
+        masks = projected[..., start : start + self.zoneout_width * self.num_layers]
+        levels = ops.split(masks, self.num_layers, axis=-1)
+        return [tuple(ops.split(level, [self.units], axis=-1)) for level in levels]
 
 
 class _DepthGatedLevel:
@@ -365,14 +447,15 @@ class _DepthGatedLevel:
         return self.layer.full_preactivations(input_product, recurrent_product)
 
     def forward(self, z, extra, states):
-        h, c, _ = self.layer.layer_preactivation_step(z, extra, states[1])
+        h, c, _ = self.layer.layer_preactivation_step(z, extra, states)
         return [h, c], h, c
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
         # d_c stays a list of terms, summed with the cell's own in one
         # reduction (see `add_gradients`).
         d_new = [add_gradients(d_new_states[0], d_up_hidden), [d_new_states[1], d_up_extra]]
-        d_gates, d_lower, d_c_tm1, sums = self.layer.layer_backward(
+        # Without the LSTM options (see `has_fast_levels`) d_m is d_h.
+        d_gates, d_lower, d_c_tm1, sums, _ = self.layer.layer_backward(
             z, extra, states[1], d_new
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
