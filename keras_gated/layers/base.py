@@ -354,7 +354,8 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             raise ValueError(
                 f"{self.__class__.__name__} does not take {', '.join(chosen)} yet: "
                 "the LSTM options (docs/options.md) apply to LSTMCell, "
-                "PeepholeLSTMCell, CoupledLSTMCell and UntiedLSTMCell. Leave "
+                "PeepholeLSTMCell, CoupledLSTMCell, UntiedLSTMCell and "
+                "DepthGatedLSTMCell. Leave "
                 f"{' and '.join(chosen)} at the default or use one of those cells."
             )
 
