@@ -161,6 +161,20 @@ IMPLEMENTATIONS = {
         for name, macs in (("PeepholeLSTM", lstm_macs), ("CoupledLSTM", coupled_macs),
                            ("UntiedLSTM", untied_macs), ("DepthGatedLSTM", depth_gated_macs))
     },
+    "DepthGatedLSTM(num_layers=2, fast_path=False)": (
+        "keras",
+        _package_layer("DepthGatedLSTM", num_layers=2, fast_path=False),
+        lambda b, s, i, u: depth_gated_macs(b, s, i, u, num_layers=2),
+        2,
+        False,
+    ),
+    "GridLSTM(fast_path=False)": (
+        "keras",
+        _package_layer("GridLSTM", num_layers=GRID_DEPTH, fast_path=False),
+        grid_macs,
+        GRID_DEPTH,
+        False,
+    ),
     "PeepholeLSTM(fused=False)": (
         "keras", _package_layer("PeepholeLSTM", fused=False), lstm_macs, 1, False
     ),
@@ -663,7 +677,7 @@ def main(argv=None):
     shapes = args.shapes or (QUICK_SHAPES if args.quick else REFERENCE_SHAPES)
     repeats = args.repeats or (2 if args.quick else 7)
     if args.layers:
-        names = [n.strip() for n in args.layers.split(",") if n.strip()]
+        names = _layer_names(args.layers)
         unknown = [n for n in names if n not in IMPLEMENTATIONS]
         if unknown:
             parser.error(f"unknown --layers {unknown}; choose among "
@@ -678,6 +692,21 @@ def main(argv=None):
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
     return 0
+
+
+def _layer_names(text):
+    """The names of a `--layers` list: commas inside parentheses, as in
+    `DepthGatedLSTM(num_layers=2, fast_path=False)`, do not split."""
+    names, depth, current = [], 0, ""
+    for character in text:
+        depth += {"(": 1, ")": -1}.get(character, 0)
+        if character == "," and depth == 0:
+            names.append(current.strip())
+            current = ""
+        else:
+            current += character
+    names.append(current.strip())
+    return [name for name in names if name]
 
 
 if __name__ == "__main__":

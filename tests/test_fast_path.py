@@ -112,6 +112,32 @@ def test_every_cell_with_a_fast_form_satisfies_the_contract_the_loops_read():
     assert not isinstance(object(), FusedCell)
 
 
+def test_every_fast_level_satisfies_the_level_contract_one_layer_cells_included():
+    """A one-layer cell is the one-level stack `CellLevel(cell)`: the JAX loop
+    reads both through `FusedLevel` only."""
+    from keras_gated._fast.contract import CellLevel
+    from keras_gated._fast.contract import FusedLevel
+
+    names = set(FusedLevel.__annotations__) | {n for n in vars(FusedLevel) if not n.startswith("_")}
+    levels = []
+    for cell in (kg.DepthGatedLSTMCell(4, num_layers=3), kg.GridLSTMCell(4, num_layers=2),
+                 kg.GridLSTMCell(4, num_layers=2, depth_transform="tanh")):
+        cell.build((None, 3))
+        levels += cell.fast_levels()
+    one_layer = kg.UntiedLSTMCell(4)
+    one_layer.build((None, 3))
+    levels.append(CellLevel(one_layer, len(one_layer.state_size)))
+    for level in levels:
+        assert isinstance(level, FusedLevel), level
+        missing = [name for name in sorted(names) if not hasattr(level, name)]
+        assert not missing, (level, missing)
+    # Above the bottom a level reads the level below through its input kernel.
+    assert [level.input_kernel is None for level in levels[:3]] == [True, False, False]
+    # The untied kernel M is a matrix inside the step.
+    assert levels[-1].product_weights() == list(one_layer.product_weights()) and len(levels[-1].product_weights()) == 1
+    assert not isinstance(object(), FusedLevel)
+
+
 def test_mixed_precision_falls_back_under_auto_and_raises_under_true():
     keras.mixed_precision.set_global_policy("mixed_float16")
     x = np.zeros((2, 3, 5), "float32")

@@ -477,8 +477,8 @@ def test_benchmark_quick_run_writes_every_backends_figures(tmp_path):
         assert rows["keras.LSTM"]["path"] == "keras"
         assert rows["PeepholeLSTM"]["path"] == "fast"
     assert figures["tensorflow"]["shapes"][0]["rows"][1]["path"] == "fast"
-    stack_on_jax = figures["jax"]["shapes"][0]["rows"][1]["path"]
-    assert stack_on_jax.startswith("generic: the jax fast loop runs one-layer cells")
+    # The stacks have a fast loop on JAX too (`_fast.jax.fused_stack_rnn`).
+    assert figures["jax"]["shapes"][0]["rows"][1]["path"] == "fast"
     assert "## tensorflow" in result.stdout and "## jax" in result.stdout
     assert "| PeepholeLSTM | fast |" in result.stdout
 
@@ -533,3 +533,11 @@ def test_device_script_parses_and_names_its_commands():
     assert subprocess.run(["bash", "-n", script]).returncode == 0
     result = subprocess.run(["bash", script, "nonsense"], capture_output=True, text=True)
     assert result.returncode == 2 and "prepare|run" in result.stderr
+
+
+def test_benchmark_layer_list_keeps_commas_inside_parentheses():
+    from benchmarks.rnn import IMPLEMENTATIONS, _layer_names
+
+    names = _layer_names("GridLSTM, DepthGatedLSTM(num_layers=2, fast_path=False),keras.LSTM")
+    assert names == ["GridLSTM", "DepthGatedLSTM(num_layers=2, fast_path=False)", "keras.LSTM"]
+    assert all(name in IMPLEMENTATIONS for name in names)

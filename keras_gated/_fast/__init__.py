@@ -21,10 +21,13 @@ imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
 
 Inference calls (`training=False`) run both loops' forward part alone.
 
-* `keras_gated._fast.jax.fused_rnn`: one-layer cells on JAX, a `lax.scan`
-  under `jax.custom_vjp` over the same written backward step, with the
-  recurrent weight gradient as one product after the reverse scan. Stacks
-  and `unroll=True` run the generic loop on JAX.
+* `keras_gated._fast.jax`: one loop for every fast layer on JAX, a
+  `lax.scan` under `jax.custom_vjp` over a stack of levels
+  (`contract.FusedLevel`) with their written backward steps and the
+  recurrent weight gradients as one product each after the reverse scan;
+  `fused_rnn` runs a one-layer cell as the one-level stack
+  `contract.CellLevel(cell)`, `fused_stack_rnn` a stack's `fast_levels()`.
+  `unroll=True` runs the generic loop on JAX.
 * `keras_gated._fast.torch.fused_rnn`: one-layer cells on PyTorch, an eager
   loop under `torch.autograd.Function` over the same written backward step
   (or autograd's VJP of one step for activations without one), `dU` as one
@@ -76,7 +79,7 @@ def unavailable_reason(layer):
             "or layer_norm with activations that have no written derivative)"
         )
     if name in ("jax", "torch"):
-        if _kind(cell) == "stack":
+        if name == "torch" and _kind(cell) == "stack":
             return (
                 f"the {name} fast loop runs one-layer cells; a stack of levels "
                 f"({cell.__class__.__name__} with several layers) runs the generic loop"
@@ -121,8 +124,9 @@ def fast_loop(layer, inputs, initial_state, mask, training):
     if backend.backend() == "jax":
         from keras_gated._fast import jax as jax_fast
 
-        # unavailable_reason has ruled out stacks and unroll=True on JAX.
-        return jax_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
+        # unavailable_reason has ruled out unroll=True on JAX.
+        run = jax_fast.fused_rnn if _kind(layer.cell) == "cell" else jax_fast.fused_stack_rnn
+        return run(layer.cell, inputs, initial_state, **options)
     if backend.backend() == "torch":
         from keras_gated._fast import torch as torch_fast
 

@@ -18,7 +18,9 @@ With `separate_recurrent_gradient` (a norm on `U h_{t-1}`), the gradient of
 U is `H^T dR` from `step_backward`'s `d_recurrent`, which the loops keep.
 
 Stacks (`has_fast_levels`) describe their levels with `fast_levels()`
-instead; only TensorFlow's `fused_stack_rnn` runs them.
+instead, each a `FusedLevel`: TensorFlow's `fused_stack_rnn` runs them. On
+JAX one loop runs every fast layer as a stack of levels: a one-layer cell is
+the one-level stack `CellLevel(cell)`.
 """
 
 import typing
@@ -74,3 +76,104 @@ class FusedCell(typing.Protocol):
 
     def backward_loop_weights(self):
         """A context entered around the backward loop (loop invariants)."""
+
+
+class LevelStepGradients(typing.NamedTuple):
+    """What a level's backward step returns (`FusedLevel.backward`)."""
+
+    d_preactivations: typing.Any  # dz_t, the level's pre-activation width
+    d_recurrent: typing.Any  # the gradient of `h_{t-1} R`: dz_t's recurrent blocks, or dR_t under a norm
+    d_extra: typing.Any  # the gradient of the extra vector the level read (None if none)
+    d_states: list  # of the level's own states at t-1 (None entries: zero)
+    sums: list  # this step's shares of the gradients of `summed_weights()`
+    saved: list  # per-step tensors for `backward_weight_gradients`
+
+
+@typing.runtime_checkable
+class FusedLevel(typing.Protocol):
+    """One level of a stack as a fused loop runs it, bottom level first.
+
+    Inside every step level k reads what level k-1 passed up (a hidden
+    vector a_k through its input kernel V_k, and an extra vector e_k such as
+    the memory below) and its own past h_k through R_k:
+    `z_k = preactivations(a_k V_k + b_k, h_k R_k)`. The bottom level's input
+    product is the projection of x, one product before the loop (its
+    `projection`, or the cell's `project_sequence` where that is None), whose
+    last `extra_columns` columns are e_0.
+    """
+
+    recurrent_kernel: typing.Any  # R_k
+    input_kernel: typing.Any  # V_k; None for the bottom level
+    input_bias: typing.Any  # b_k or None
+    projection: typing.Any  # bottom level: (kernel, bias) or None; above: None
+    extra_columns: int  # bottom level: columns of e_0 at the end of the projection
+    state_count: int  # the level's own states, h first
+    separate_recurrent_gradient: bool  # `d_recurrent` is no slice of `d_preactivations`
+
+    def preactivations(self, input_product, recurrent_product):
+        """`z_k` from the input and recurrent products."""
+
+    def forward(self, z, extra, states):
+        """`(new_states, up_hidden, up_extra)`: what the level passes up."""
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        """The step's vector-Jacobian product, a `LevelStepGradients`."""
+
+    def summed_weights(self):
+        """Weight vectors whose gradients `backward` returns as batch sums."""
+
+    def product_weights(self):
+        """Weight matrices inside the step; gradients by `backward_weight_gradients`."""
+
+    def backward_weight_gradients(self, d_preactivations, states_in, saved):
+        """Gradients of `product_weights` over all steps at once."""
+
+    def recurrent_columns(self, rows):
+        """The recurrent blocks of a pre-activation-width tensor."""
+
+
+class CellLevel:
+    """A one-layer `FusedCell` as the one level of a stack.
+
+    The level reads the whole projected input (zoneout's keep masks
+    included, `extra_columns = 0`); what it passes up is the cell's output.
+    Its backward step is the cell's written `step_backward`, to which the
+    gradient arriving from above is the gradient of the output, h, the
+    cell's first new state.
+    """
+
+    input_kernel = None
+    input_bias = None
+    projection = None
+    extra_columns = 0
+
+    def __init__(self, cell: FusedCell, state_count):
+        self.cell = cell
+        self.recurrent_kernel = cell.recurrent_kernel
+        self.state_count = state_count
+        self.separate_recurrent_gradient = cell.separate_recurrent_gradient
+
+    def preactivations(self, input_product, recurrent_product):
+        return self.cell.full_preactivations(input_product, recurrent_product)
+
+    def forward(self, z, extra, states):
+        output, new_states, _ = self.cell.preactivation_step(z, list(states))
+        return list(new_states), output, None
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_new = list(d_new_states)
+        d_new[0] = d_up_hidden if d_new[0] is None else d_new[0] + d_up_hidden
+        d_z, d_r, d_states, saved, sums = self.cell.step_backward(z, list(states), d_new)
+        return LevelStepGradients(d_z, d_r, None, list(d_states), list(sums), list(saved))
+
+    def summed_weights(self):
+        return list(self.cell.summed_weights())
+
+    def product_weights(self):
+        return list(self.cell.product_weights())
+
+    def backward_weight_gradients(self, d_preactivations, states_in, saved):
+        return list(self.cell.backward_weight_gradients(d_preactivations, states_in, saved))
+
+    def recurrent_columns(self, rows):
+        return self.cell.recurrent_columns(rows)

@@ -5,25 +5,31 @@ backward step computes its own share of the recurrent weight gradient,
 `h_{t-1}^T dz_t`, a product whose inner dimension is only the batch size,
 and keeps every intermediate of the step as a residual of the scan.
 
-What this module does instead, for a one-layer cell whose step reaches
-`recurrent_kernel` only through `GatedCell.recurrent_product`
-(`deferred_recurrent_product = True`):
+What this module does instead, for every fast layer as a stack of
+levels (`keras_gated._fast.contract.FusedLevel`): a one-layer cell whose
+step reaches `recurrent_kernel` only through `GatedCell.recurrent_product`
+(`deferred_recurrent_product = True`) is the one-level stack
+`CellLevel(cell)`; a stack (`has_fast_levels`) gives its `fast_levels()`.
+One loop runs both:
 
-* the input projection `P = X W + b` of all steps is one product before the
-  loop, which JAX differentiates itself (`dX`, `dW`, `db` are then one
-  product each);
-* forward steps: `r_t = (h_{t-1} ⊙ mask_rd) U`, `z_t = p_t + r_t` in the
-  recurrent blocks (`cell.full_preactivations`), then the rest of the step
-  (`cell.preactivation_step` on `z_t`, the full pre-activations); the scan
-  keeps `z_t` and the states each step starts from, nothing else;
-* backward steps (a reverse scan): the cell's hand-written `step_backward`
-  gives `dz_t`, the state gradients and the step's share of the gradients
-  of its weight vectors (peepholes); `dh_{t-1}` gets `dz_t U^T`. For a cell
-  or activation without a written step, the vector-Jacobian product of the
-  element-wise step (`jax.vjp`) takes its place;
-* after the reverse scan: `dU = H^T dZ` over all steps and rows, one
-  product, and the cell's `backward_weight_gradients` for weight matrices
-  inside the step (the untied kernel M).
+* the bottom level's input projection `P = X W + b` of all steps is one
+  product before the loop, which JAX differentiates itself (`dX`, `dW`,
+  `db` are then one product each);
+* forward steps: level k computes `z_k = a_k V_k + b_k + h_k R_k` from
+  what the level below passed up (for a one-layer cell `z_t = p_t +
+  (h_{t-1} ⊙ mask_rd) U` in the recurrent blocks), then the rest of its
+  step on `z_k`; the scan keeps the `z_k`, what each level read and the
+  states each step starts from, nothing else;
+* backward steps (a reverse scan), levels top-down: the level's
+  hand-written backward step gives `dz_k`, its state gradients and the
+  step's share of the gradients of its weight vectors (peepholes, norms);
+  `dh_k` gets `dz_k R_k^T`, the level below `dz_k V_k^T`. For a one-layer
+  cell or activation without a written step, the vector-Jacobian product
+  of the element-wise step (`jax.vjp`) takes its place;
+* after the reverse scan: `dR_k = H_k^T dZ_k` (and `dV_k`, `db_k`) over
+  all steps and rows, one product each, and the levels'
+  `backward_weight_gradients` for weight matrices inside the step (the
+  untied kernel M, the projection P).
 
 The cell's weights enter the custom-VJP function as arguments: inside it,
 a `keras.StatelessScope` maps the cell's variables to those arguments, so
@@ -38,7 +44,9 @@ import jax
 import jax.numpy as jnp
 import keras
 
+from keras_gated._fast.contract import CellLevel
 from keras_gated._fast.contract import FusedCell
+from keras_gated._fast.contract import LevelStepGradients
 
 # Steps per iteration of the scans' loops (`lax.scan(unroll=...)`). On
 # XLA:CPU four steps per iteration ran an inference scan of the peephole
@@ -58,7 +66,9 @@ def fused_rnn(
     zero_output_for_mask=False,
     return_all_outputs=True,
 ):
-    """Runs `cell` over `inputs`; same contract as `keras.src.backend.jax.rnn`.
+    """Runs a one-layer `cell` over `inputs`: the one-level stack `CellLevel(cell)`.
+
+    Same contract as `keras.src.backend.jax.rnn`.
 
     Args:
         cell: A built cell with `deferred_recurrent_product = True`, read
@@ -72,194 +82,282 @@ def fused_rnn(
         (batch, time, H) if `return_all_outputs`, else (batch, 1, H), in the
         order the steps ran (reversed with `go_backwards`, as Keras does).
     """
-    recurrent_mask = None
+    level_class = CellLevel if cell.has_step_backward else _AutomaticCellLevel
+    return _run(
+        cell, [level_class(cell, len(initial_state))], inputs, initial_state, mask,
+        training, go_backwards, zero_output_for_mask, return_all_outputs,
+    )
+
+
+def fused_stack_rnn(
+    cell,
+    inputs,
+    initial_state,
+    mask=None,
+    training=False,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    return_all_outputs=True,
+):
+    """Runs a stacked cell (`has_fast_levels`) over `inputs`, its
+    `fast_levels()` bottom-up inside every step. Same contract as `fused_rnn`."""
+    return _run(
+        cell, cell.fast_levels(), inputs, initial_state, mask,
+        training, go_backwards, zero_output_for_mask, return_all_outputs,
+    )
+
+
+class _AutomaticCellLevel(CellLevel):
+    """A one-layer cell without a written backward step (an activation with
+    no written derivative): the vector-Jacobian product of its element-wise
+    step (`jax.vjp`) takes the step's place. The weight matrices inside the
+    step then get their gradients step by step, as batch sums, like the
+    weight vectors."""
+
+    def summed_weights(self):
+        return list(self.cell.summed_weights()) + list(self.cell.product_weights())
+
+    def product_weights(self):
+        return []
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_new = list(d_new_states)
+        d_new[0] = d_new[0] + d_up_hidden
+        weights = self.summed_weights()
+        # Inside the loop's scope these are the loop's arguments.
+        values = [jnp.asarray(weight.value) for weight in weights]
+
+        def element_wise(z, states, values):
+            with keras.StatelessScope(state_mapping=list(zip(weights, values))):
+                return list(self.cell.preactivation_step(z, list(states))[1])
+
+        _, vjp = jax.vjp(element_wise, z, list(states), values)
+        # The step's output is h, its first new state: the output's
+        # gradient is already in d_new[0], as in the written steps.
+        d_z, d_states, d_values = vjp(d_new)
+        return LevelStepGradients(
+            d_z, self.cell.recurrent_columns(d_z), None, list(d_states), list(d_values), []
+        )
+
+
+def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
+         zero_output_for_mask, return_all_outputs):
+    """Projects the inputs, runs the loop over `levels` and shapes its outputs."""
+    recurrent_masks = [None] * len(levels)
     if training and cell.recurrent_dropout > 0:
-        recurrent_mask = jnp.asarray(cell.get_recurrent_dropout_mask(initial_state[0]))
-    projected = jnp.swapaxes(jnp.asarray(cell.project_sequence(inputs, training)), 0, 1)
-    step_mask = None
-    if mask is not None:
-        mask = jnp.asarray(mask)
-        if mask.ndim == 3:
-            mask = mask[..., 0]
-        step_mask = jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]
+        # A stack's mask is one slice per level (`StackedGatedCell`).
+        recurrent_masks = jnp.split(
+            jnp.asarray(cell.get_recurrent_dropout_mask(initial_state[0])), len(levels), axis=-1
+        )
+    bottom_projection = levels[0].projection
+    if bottom_projection is None:
+        projected = jnp.asarray(cell.project_sequence(inputs, training))
+    else:
+        kernel, bias = bottom_projection
+        projected = jnp.asarray(inputs) @ jnp.asarray(kernel)
+        if bias is not None:
+            projected = projected + jnp.asarray(bias)
+    projected = jnp.swapaxes(projected, 0, 1)
+    step_mask = _time_major_mask(mask)
     if go_backwards:
         projected = jnp.flip(projected, 0)
         if step_mask is not None:
             step_mask = jnp.flip(step_mask, 0)
-    weights = _StepWeights.of(cell)
-    loop = _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask)
+    # The levels' kernels may be slices or joins of the cell's variables
+    # (the Grid's): they enter the loop as arrays, and JAX differentiates
+    # how they were made.
+    level_weights = [
+        [jnp.asarray(level.recurrent_kernel)]
+        + ([] if level.input_kernel is None else [jnp.asarray(level.input_kernel)])
+        + ([] if level.input_kernel is None or level.input_bias is None
+           else [jnp.asarray(level.input_bias)])
+        for level in levels
+    ]
+    bound = [w for level in levels for w in level.summed_weights()]
+    bound += [w for level in levels for w in level.product_weights()]
+    loop = _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask)
     outputs, final_states = loop(
-        projected, [jnp.asarray(s) for s in initial_state], weights.values()
+        projected,
+        [jnp.asarray(s) for s in initial_state],
+        level_weights,
+        [jnp.asarray(w.value) for w in bound],
     )
     last_output = outputs[-1]
     outputs = jnp.swapaxes(outputs, 0, 1) if return_all_outputs else last_output[:, None, :]
     return last_output, outputs, list(final_states)
 
 
-class _StepWeights:
-    """The weights a cell's step reads, by the role their gradient plays.
+def _time_major_mask(mask):
+    """A (time, batch, 1) boolean mask from a (batch, time[, 1]) one, or None."""
+    if mask is None:
+        return None
+    mask = jnp.asarray(mask)
+    if mask.ndim == 3:
+        mask = mask[..., 0]
+    return jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]
 
-    `recurrent_kernel` U (its gradient: one product after the loop),
-    `summed` (weight vectors whose gradients `step_backward` returns summed
-    over the batch) and `products` (weight matrices whose gradients
-    `backward_weight_gradients` returns over many steps at once). The step
-    must read no other weight (as on the TensorFlow fast path, where
-    `_match_variables` checks it): the tests compare every cell's gradients
-    with the generic loop's.
+
+def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
+    """The custom-VJP loop `(projected, states, level weights, bound values)
+    -> (outputs, final states)` over `levels` (`FusedLevel`s, bottom first).
+
+    `bound` are the weights the levels read inside the step (their
+    `summed_weights`, then their `product_weights`), whose values are the
+    loop's last argument.
     """
+    num_levels = len(levels)
+    extra_columns = levels[0].extra_columns
+    offsets = [0]
+    for level in levels:
+        offsets.append(offsets[-1] + level.state_count)
+    own = [slice(offsets[k], offsets[k + 1]) for k in range(num_levels)]
+    summed_count = sum(len(level.summed_weights()) for level in levels)
 
-    def __init__(self, recurrent_kernel, summed, products):
-        self.recurrent_kernel = recurrent_kernel
-        self.summed = summed
-        self.products = products
+    def bound_to(values):
+        # The levels read their weights (peepholes, norms, depth-gate
+        # vectors, the untied M) through the cell: mapped to the arguments.
+        return keras.StatelessScope(state_mapping=list(zip(bound, values)))
 
-    @classmethod
-    def of(cls, cell):
-        return cls(cell.recurrent_kernel, list(cell.summed_weights()), list(cell.product_weights()))
+    def recurrent_input(k, h_tm1):
+        return h_tm1 if recurrent_masks[k] is None else h_tm1 * recurrent_masks[k]
 
-    def variables(self):
-        return [self.recurrent_kernel, *self.summed, *self.products]
+    def split_bottom(p_t):
+        if not extra_columns:
+            return p_t, None
+        width = p_t.shape[-1] - extra_columns
+        return p_t[..., :width], p_t[..., width:]
 
-    def values(self):
-        return [jnp.asarray(variable.value) for variable in self.variables()]
+    def input_product(weights, a):
+        product = a @ weights[1]
+        return product + weights[2] if len(weights) > 2 else product
 
-    def split(self, values):
-        """`(U, summed, products)` from the flat list `values()` returns."""
-        count = len(self.summed)
-        return values[0], values[1 : 1 + count], values[1 + count :]
-
-    def bound(self, values):
-        """A scope in which the cell reads its listed weights as `values`."""
-        return keras.StatelessScope(state_mapping=list(zip(self.variables(), values)))
-
-
-def _loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
-    """The custom-VJP loop `(projected, states, weight values) -> (outputs, final states)`."""
-    written = cell.has_step_backward
-    # With a norm on U h, dU = H^T dR where dR is no slice of dZ: the
-    # reverse scan returns it too (only written steps run such cells).
-    keeps_recurrent_gradient = cell.separate_recurrent_gradient
-
-    def recurrent_input(h_tm1):
-        return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
-
-    def step(z_t, states):
-        # The loop has applied the recurrent dropout mask itself.
-        output, new_states, _ = cell.preactivation_step(z_t, list(states))
-        return output, list(new_states)
-
-    def masked(mask_t, output, new_states, states):
-        """Keras's JAX masking: a masked row keeps its states and repeats h_{t-1} (or zeros)."""
-        if mask_t is None:
-            return output, new_states
-        fallback = jnp.zeros_like(output) if zero_output_for_mask else states[0]
-        return (
-            jnp.where(mask_t, output, fallback),
-            [jnp.where(mask_t, new, old) for new, old in zip(new_states, states)],
-        )
-
-    def forward(projected, states, values, keep):
+    def forward(projected, states, level_weights, values, keep):
         """The forward scan: outputs, final states and, with `keep`, what the
-        backward scan needs (each step's pre-activations and the states it
-        starts from); an inference call keeps nothing."""
-        recurrent_kernel = values[0]
+        backward scan needs (each step's pre-activations, what each level
+        read from below and the states each step starts from); an inference
+        call keeps nothing."""
 
         def forward_step(states, xs):
             p_t, mask_t = xs
-            r_t = recurrent_input(states[0]) @ recurrent_kernel
-            z_t = cell.full_preactivations(p_t, r_t)
-            output, new_states = masked(mask_t, *step(z_t, states), states)
-            return new_states, ((output, z_t, states) if keep else output)
+            p, e = split_bottom(p_t)
+            a, new_states, z_all, reads = None, [], [], []
+            for k, level in enumerate(levels):
+                if k > 0:
+                    p = input_product(level_weights[k], a)
+                r = recurrent_input(k, states[own[k]][0]) @ level_weights[k][0]
+                z = level.preactivations(p, r)
+                reads.append((a, e))
+                new_own, a, e = level.forward(z, e, states[own[k]])
+                new_states += list(new_own)
+                z_all.append(z)
+            output = a
+            if mask_t is not None:
+                # Keras's JAX masking: a masked row keeps its states and
+                # repeats the first state (or zeros).
+                fallback = jnp.zeros_like(output) if zero_output_for_mask else states[0]
+                output = jnp.where(mask_t, output, fallback)
+                new_states = [jnp.where(mask_t, n, o) for n, o in zip(new_states, states)]
+            if not keep:
+                return new_states, output
+            return new_states, (output, z_all, reads, states)
 
-        with weights.bound(values):
+        with bound_to(values):
             final_states, per_step = jax.lax.scan(
                 forward_step, list(states), (projected, step_mask),
                 unroll=TRAINING_UNROLL if keep else INFERENCE_UNROLL,
             )
         if not keep:
             return per_step, final_states, None
-        outputs, z, states_in = per_step
-        return outputs, final_states, (z, states_in)
-
-    def written_step_backward(z_t, states_t, d_new, values):
-        d_z, d_r, d_cell_states, saved, sums = cell.step_backward(z_t, list(states_t), d_new)
-        d_states = [jnp.zeros_like(s) if d is None else d for d, s in zip(d_cell_states, states_t)]
-        return d_z, d_r, d_states, list(saved), list(sums), []
-
-    def automatic_step_backward(z_t, states_t, d_new, values):
-        recurrent_kernel, summed, products = weights.split(values)
-
-        def element_wise(z_t, states_t, summed, products):
-            with weights.bound([recurrent_kernel, *summed, *products]):
-                return step(z_t, states_t)[1]
-
-        _, vjp = jax.vjp(element_wise, z_t, list(states_t), list(summed), list(products))
-        # The step's output is h, its first new state: the output's gradient
-        # is already in d_new[0], as in the written steps.
-        d_z, d_states, d_summed, d_products = vjp(list(d_new))
-        return d_z, cell.recurrent_columns(d_z), list(d_states), [], list(d_summed), list(d_products)
-
-    step_backward = written_step_backward if written else automatic_step_backward
+        outputs, z, reads, states_in = per_step
+        return outputs, final_states, (z, reads, states_in)
 
     def backward(residuals, cotangents):
-        (z, states_in), values = residuals
+        (z, reads, states_in), level_weights, values = residuals
         d_outputs, d_final_states = cotangents
-        recurrent_kernel, summed, products = weights.split(values)
-        recurrent_kernel_t = recurrent_kernel.T
+        transposed = [[w.T for w in weights[:2]] for weights in level_weights]
 
         def backward_step(carry, xs):
-            d_carry, summed_totals, product_totals = carry
-            z_t, states_t, d_output, mask_t = xs
+            d_carry, totals = carry
+            z_t, reads_t, states_t, d_output, mask_t = xs
             if mask_t is None:
-                d_new = list(d_carry)
-                d_new[0] = d_new[0] + d_output
+                d_new, d_top = list(d_carry), d_output
             else:
                 d_new = [jnp.where(mask_t, d, 0.0) for d in d_carry]
-                d_new[0] = d_new[0] + jnp.where(mask_t, d_output, 0.0)
-            d_z, d_r, d_states, saved, sums, product_sums = step_backward(z_t, states_t, d_new, values)
-            d_h = d_r @ recurrent_kernel_t
-            if recurrent_mask is not None:
-                d_h = d_h * recurrent_mask
-            d_states[0] = d_states[0] + d_h
+                d_top = jnp.where(mask_t, d_output, 0.0)
+            d_up = (d_top, None)
+            d_prev = [None] * len(states_t)
+            d_z_levels, d_r_levels, saved_levels = [None] * num_levels, [None] * num_levels, [None] * num_levels
+            d_bottom_extra, sums_all = None, []
+            for k in range(num_levels - 1, -1, -1):
+                step = levels[k].backward(
+                    z_t[k], reads_t[k][1], states_t[own[k]], d_new[own[k]], d_up[0], d_up[1]
+                )
+                sums_all = list(step.sums) + sums_all
+                d_h = step.d_recurrent @ transposed[k][0]
+                if recurrent_masks[k] is not None:
+                    d_h = d_h * recurrent_masks[k]
+                d_own = list(step.d_states)
+                d_own[0] = d_h if d_own[0] is None else d_own[0] + d_h
+                d_prev[own[k]] = d_own
+                d_z_levels[k] = step.d_preactivations
+                saved_levels[k] = list(step.saved)
+                if levels[k].separate_recurrent_gradient:
+                    d_r_levels[k] = step.d_recurrent
+                if k > 0:
+                    d_up = (step.d_preactivations @ transposed[k][1], step.d_extra)
+                else:
+                    d_bottom_extra = step.d_extra
+            d_prev = [jnp.zeros_like(s) if d is None else d for d, s in zip(d_prev, states_t)]
             if mask_t is not None:
                 # Where the row was masked the step handed its states through.
-                d_states = [jnp.where(mask_t, d, passed) for d, passed in zip(d_states, d_carry)]
+                d_prev = [jnp.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
                 if not zero_output_for_mask:
-                    d_states[0] = d_states[0] + jnp.where(mask_t, 0.0, d_output)
-            summed_totals = [a + b for a, b in zip(summed_totals, sums)]
-            product_totals = [a + b for a, b in zip(product_totals, product_sums)]
-            return (d_states, summed_totals, product_totals), (
-                d_z, saved, d_r if keeps_recurrent_gradient else None
-            )
+                    d_prev[0] = d_prev[0] + jnp.where(mask_t, 0.0, d_output)
+            totals = [a + b for a, b in zip(totals, sums_all)]
+            d_projected = d_z_levels[0]
+            if extra_columns:
+                d_projected = jnp.concatenate([d_projected, d_bottom_extra], axis=-1)
+            return (d_prev, totals), (d_projected, d_z_levels, d_r_levels, saved_levels)
 
-        with weights.bound(values):
+        with bound_to(values):
             initial = (
                 [jnp.zeros_like(s[0]) if d is None else d for d, s in zip(d_final_states, states_in)],
-                [jnp.zeros_like(w) for w in summed],
-                # A written step leaves the product weights to
-                # backward_weight_gradients, after the scan.
-                [] if written else [jnp.zeros_like(w) for w in products],
+                [jnp.zeros_like(w) for w in values[:summed_count]],
             )
-            (d_initial_states, d_summed, d_products), (d_z, saved, d_r) = jax.lax.scan(
-                backward_step, initial, (z, states_in, d_outputs, step_mask), reverse=True,
-                unroll=TRAINING_UNROLL,
+            (d_initial_states, d_summed), (d_projected, d_z, d_r, saved) = jax.lax.scan(
+                backward_step, initial, (z, reads, states_in, d_outputs, step_mask),
+                reverse=True, unroll=TRAINING_UNROLL,
             )
-            rows = z.shape[0] * z.shape[1]
-            h_rows = recurrent_input(states_in[0]).reshape(rows, -1)
-            d_recurrent = d_r if keeps_recurrent_gradient else cell.recurrent_columns(d_z)
-            d_recurrent_kernel = h_rows.T @ d_recurrent.reshape(rows, -1)
-            if written and products:
-                d_products = list(cell.backward_weight_gradients(d_z, states_in, saved))
-        return d_z, d_initial_states, [d_recurrent_kernel, *d_summed, *d_products]
+            d_level_weights, d_products = [], []
+            for k, (level, weights) in enumerate(zip(levels, level_weights)):
+                d_z_rows = d_z[k].reshape(-1, d_z[k].shape[-1])
+                h_rows = recurrent_input(k, states_in[own[k]][0])
+                h_rows = h_rows.reshape(-1, h_rows.shape[-1])
+                if level.separate_recurrent_gradient:
+                    d_recurrent_rows = d_r[k].reshape(h_rows.shape[0], -1)
+                else:
+                    d_recurrent_rows = level.recurrent_columns(d_z_rows)
+                gradients = [h_rows.T @ d_recurrent_rows]
+                if len(weights) > 1:
+                    a_rows = reads[k][0].reshape(-1, reads[k][0].shape[-1])
+                    gradients.append(a_rows.T @ d_z_rows)
+                    if len(weights) > 2:
+                        gradients.append(d_z_rows.sum(axis=0))
+                d_level_weights.append(gradients)
+                if level.product_weights():
+                    d_products += level.backward_weight_gradients(
+                        d_z[k], list(states_in[own[k]]), saved[k]
+                    )
+        return d_projected, d_initial_states, d_level_weights, [*d_summed, *d_products]
 
     @jax.custom_vjp
-    def loop(projected, states, values):
-        outputs, final_states, _ = forward(projected, states, values, keep=False)
+    def loop(projected, states, level_weights, values):
+        outputs, final_states, _ = forward(projected, states, level_weights, values, False)
         return outputs, final_states
 
-    def loop_forward(projected, states, values):
-        outputs, final_states, kept = forward(projected, states, values, keep=True)
-        return (outputs, final_states), (kept, values)
+    def loop_forward(projected, states, level_weights, values):
+        outputs, final_states, kept = forward(projected, states, level_weights, values, True)
+        return (outputs, final_states), (kept, level_weights, values)
 
     loop.defvjp(loop_forward, backward)
     return loop

@@ -626,7 +626,7 @@ def fused_stack_rnn(
                     _, e = reads_at(k, t, t + 1)
                     own = slice(2 * k, 2 * k + 2)
                     z_handles[k], z = z_stores[k].take(t, z_handles[k])
-                    d_z, d_recurrent, d_extra, d_direct, sums = levels[k].backward(
+                    d_z, d_recurrent, d_extra, d_direct, sums, _ = levels[k].backward(
                         z, e, states_t[own], d_new[own], d_up[0], d_up[1],
                     )
                     sums_all = list(sums) + sums_all

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_gated._fast.contract import LevelStepGradients
 from keras_gated.layers._stack import StackedGatedCell
 from keras_gated.layers._stack import check_count
 from keras_gated.layers.base import GatedRNN
@@ -431,6 +432,9 @@ class _DepthGatedLevel:
 
     up_from_states = True
     passes_extra_up = True
+    state_count = 2
+    # Without the LSTM options (see `has_fast_levels`) no norm on U h.
+    separate_recurrent_gradient = False
 
     def __init__(self, layer, bottom_projection=False):
         """`bottom_projection`: the stack's `projection_weights()` (possibly
@@ -459,10 +463,16 @@ class _DepthGatedLevel:
             z, extra, states[1], d_new
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
-        return d_input, d_recurrent, d_lower, [None, d_c_tm1], sums
+        return LevelStepGradients(d_input, d_recurrent, d_lower, [None, d_c_tm1], list(sums), [])
 
     def summed_weights(self):
         return self.layer.summed_weights()
+
+    def product_weights(self):
+        return []
+
+    def backward_weight_gradients(self, d_preactivations, states_in, saved):
+        return []
 
     def recurrent_columns(self, rows):
         return self.layer.recurrent_columns(rows)

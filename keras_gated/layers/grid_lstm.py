@@ -7,6 +7,7 @@ import warnings
 import keras
 from keras import ops
 
+from keras_gated._fast.contract import LevelStepGradients
 from keras_gated.layers._stack import StackedGatedCell
 from keras_gated.layers._stack import check_count
 from keras_gated.layers.base import GatedRNN
@@ -393,6 +394,9 @@ class _GridLevel:
 
     up_from_states = False
     extra_columns = 0
+    projection = None  # the bottom level's is set in __init__
+    state_count = 2
+    separate_recurrent_gradient = False
 
     def __init__(self, cell, k):
         H = cell.units
@@ -451,9 +455,15 @@ class _GridLevel:
         else:
             d_z_depth = d_up_hidden
         d_z = ops.concatenate([d_z_time, d_z_depth], axis=-1)
-        return d_z, d_z, d_extra, [None, d_m_tm1], []
+        return LevelStepGradients(d_z, d_z, d_extra, [None, d_m_tm1], [], [])
 
     def summed_weights(self):
+        return []
+
+    def product_weights(self):
+        return []
+
+    def backward_weight_gradients(self, d_preactivations, states_in, saved):
         return []
 
     def recurrent_columns(self, rows):
