@@ -5,8 +5,9 @@ Masking and `go_backwards` at the edges are in `edge_script.py`; here, for
 every one-layer case: a mask, initial states with `go_backwards`, recurrent
 dropout with input dropout, and an inference call (still differentiated);
 then stateful calls, inference under `torch.no_grad()` (the loop without the
-autograd Function), `stateless_call`, `model.fit`, and the reasons stacks and `unroll=True`
-give for the generic loop.
+autograd Function), `stateless_call`, `model.fit`, the stacks on the same
+loop (`fused_stack_rnn`), and the reasons a stack with the LSTM options, a
+prioritised Grid and `unroll=True` give for the generic loop.
 """
 
 import sys
@@ -34,6 +35,17 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
     ("depth-gated-options", kg.DepthGatedLSTM,
      {"layer_norm": True, "projection_units": 3, "cell_clip": 1.0, "zoneout": (0.2, 0.3)}),
     ("lstm-zoneout-projection", kg.LSTM, {"zoneout": 0.2, "projection_units": 3}),
+]
+
+# Stacks run `fused_stack_rnn`: depth-gated with D != H (a learned l_t of the
+# input) and D == H (l_t = x), and the Grid with each depth transform.
+STACKS = [
+    ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),
+    ("depth-gated-3-fo", kg.DepthGatedLSTM, {"num_layers": 3, "peepholes": "fo"}),
+    ("grid-2", kg.GridLSTM, {"num_layers": 2}),
+    ("grid-2-tanh-tied", kg.GridLSTM, {"num_layers": 2, "depth_transform": "tanh",
+                                       "tied_weights": True}),
+    ("grid-3-identity", kg.GridLSTM, {"num_layers": 3, "depth_transform": "identity"}),
 ]
 
 
@@ -161,18 +173,21 @@ def fallbacks():
     x = data(2, 3)
     stack = kg.DepthGatedLSTM(4, num_layers=2)
     stack(x)
-    assert stack.last_call_path == "generic"
-    assert "one-layer cells" in stack.fast_path_unavailable_reason()
+    assert stack.last_call_path == "fast"
+    with_options = kg.DepthGatedLSTM(4, num_layers=2, layer_norm=True)
+    with_options(x)
+    assert with_options.last_call_path == "generic"
+    assert "LSTM options" in with_options.fast_path_unavailable_reason()
     unrolled = kg.CoupledLSTM(4, unroll=True)
     unrolled(x)
     assert unrolled.last_call_path == "generic"
     assert "unroll=True" in unrolled.fast_path_unavailable_reason()
     try:
-        kg.GridLSTM(4, depth=2, fast_path=True)(x)
+        kg.GridLSTM(4, num_layers=2, priority="depth", fast_path=True)(x)
     except ValueError as error:
-        assert "fast_path=True" in str(error) and "one-layer cells" in str(error)
+        assert "fast_path=True" in str(error) and "prioritised" in str(error)
     else:
-        raise AssertionError("fast_path=True on a torch stack did not raise")
+        raise AssertionError("fast_path=True on a prioritised Grid did not raise")
 
 
 def main():
@@ -187,6 +202,17 @@ def main():
              {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
             (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
         ]
+    for case_id, layer_class, kwargs in STACKS:
+        checks += [
+            (f"{case_id} mask", compare, (layer_class, kwargs), {}),
+            (f"{case_id} initial state backwards", compare, (layer_class, kwargs),
+             {"initial": True, "go_backwards": True}),
+            (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
+             {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
+            (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
+        ]
+    checks.append(("depth-gated-2 stateful", stateful, (kg.DepthGatedLSTM, {"num_layers": 2}), {}))
+    checks.append(("grid-2 fit", fit, (kg.GridLSTM, {"num_layers": 2}), {}))
     for zero_output_for_mask in (False, True):
         checks.append((f"peephole initial state gradients zero_output_for_mask={zero_output_for_mask}",
                        initial_state_gradients, (kg.PeepholeLSTM, {}, zero_output_for_mask), {}))

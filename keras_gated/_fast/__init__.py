@@ -4,7 +4,7 @@ The layers of `keras_gated` run everywhere through `GatedRNN.inner_loop`,
 which uses `keras.ops` only: the input projection of all time steps is one
 matrix product before the loop, and each step runs `cell.recurrent_step`
 (one fused `h_{t-1} @ recurrent_kernel` product). That generic path is what
-stacks and `unroll=True` run on JAX and PyTorch.
+`unroll=True` runs on JAX and PyTorch, and every fallback.
 
 This sub-package holds what only pays on one backend. Its modules are
 imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
@@ -28,12 +28,13 @@ Inference calls (`training=False`) run both loops' forward part alone.
   `fused_rnn` runs a one-layer cell as the one-level stack
   `contract.CellLevel(cell)`, `fused_stack_rnn` a stack's `fast_levels()`.
   `unroll=True` runs the generic loop on JAX.
-* `keras_gated._fast.torch.fused_rnn`: one-layer cells on PyTorch, an eager
-  loop under `torch.autograd.Function` over the same written backward step
-  (or autograd's VJP of one step for activations without one), `dU` as one
-  product after the backward loop. A call no gradient can reach
-  (`torch.no_grad()`) runs its forward loop alone. Stacks and `unroll=True`
-  run the generic loop on PyTorch.
+* `keras_gated._fast.torch`: the same single loop over levels on PyTorch,
+  an eager loop under `torch.autograd.Function` over the written backward
+  steps (or autograd's VJP of one step for activations without one), the
+  recurrent weight gradients as one product each after the backward loop;
+  `fused_rnn` for one-layer cells, `fused_stack_rnn` for stacks. A call no
+  gradient can reach (`torch.no_grad()`) runs its forward loop alone.
+  `unroll=True` runs the generic loop on PyTorch.
 
 As Keras's `backend.lstm` does for cuDNN, `fast_loop(layer, ...)` runs the
 fast path that applies or raises `NotImplementedError` saying why none
@@ -79,11 +80,6 @@ def unavailable_reason(layer):
             "or layer_norm with activations that have no written derivative)"
         )
     if name in ("jax", "torch"):
-        if name == "torch" and _kind(cell) == "stack":
-            return (
-                f"the {name} fast loop runs one-layer cells; a stack of levels "
-                f"({cell.__class__.__name__} with several layers) runs the generic loop"
-            )
         if layer.unroll:
             return f"unroll=True writes the loop out in Python, which the {name} fast loop does not"
     return None
@@ -130,8 +126,9 @@ def fast_loop(layer, inputs, initial_state, mask, training):
     if backend.backend() == "torch":
         from keras_gated._fast import torch as torch_fast
 
-        # unavailable_reason has ruled out stacks and unroll=True on PyTorch.
-        return torch_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
+        # unavailable_reason has ruled out unroll=True on PyTorch.
+        run = torch_fast.fused_rnn if _kind(layer.cell) == "cell" else torch_fast.fused_stack_rnn
+        return run(layer.cell, inputs, initial_state, **options)
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn

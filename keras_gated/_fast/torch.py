@@ -6,25 +6,32 @@ mask) and replays their gradients one by one, and each backward step
 computes its own share of the recurrent weight gradient, `h_{t-1}^T dz_t`,
 a product whose inner dimension is only the batch size.
 
-What this module does instead, for a one-layer cell whose step reaches
-`recurrent_kernel` only through `GatedCell.recurrent_product`
-(`deferred_recurrent_product = True`):
+What this module does instead, for every fast layer as a stack of levels
+(`keras_gated._fast.contract.FusedLevel`; a one-layer cell whose step
+reaches `recurrent_kernel` only through `GatedCell.recurrent_product` is
+the one-level stack `CellLevel(cell)`, a stack gives its `fast_levels()`),
+one loop for both:
 
-* the input projection `P = X W + b` of all steps is one product before the
-  loop (`cell.project_sequence`), which autograd differentiates itself;
-* forward steps, recording nothing: `r_t = (h_{t-1} ⊙ mask_rd) U`,
-  `z_t = p_t + r_t` in the recurrent blocks (`cell.full_preactivations`),
-  then `cell.preactivation_step` on `z_t`; the loop keeps `z_t` and the
-  states each step starts from (references, not copies), nothing else;
-* backward steps, in reverse: the cell's hand-written `step_backward` gives
-  `dz_t`, the state gradients and the step's share of the gradients of its
-  weight vectors (peepholes, norms); `dh_{t-1}` gets `dz_t U^T` (on a
-  transposed copy of U). For a cell or activation without a written step,
-  the vector-Jacobian product of the element-wise step (`torch.autograd.
-  grad` of `preactivation_step`) takes its place;
-* after the backward loop: `dU = H^T dZ` over all steps and rows, one
-  product, and the cell's `backward_weight_gradients` for weight matrices
-  inside the step (the untied kernel M, the projection P).
+* the bottom level's input projection `P = X W + b` of all steps is one
+  product before the loop (`cell.project_sequence`, or the stack's bottom
+  projection), which autograd differentiates itself;
+* forward steps, recording nothing: level k computes
+  `z_k = a_k V_k + b_k + h_k R_k` from what the level below passed up (for
+  a one-layer cell `z_t = p_t + (h_{t-1} ⊙ mask_rd) U` in the recurrent
+  blocks, `cell.full_preactivations`), then the rest of its step; the loop
+  keeps the `z_k`, what each level read and the states each step starts
+  from (references, not copies), nothing else;
+* backward steps, in reverse, levels top-down: the level's hand-written
+  backward step gives `dz_k`, the state gradients and the step's share of
+  the gradients of its weight vectors (peepholes, norms); `dh_k` gets
+  `dz_k R_k^T` and the level below `dz_k V_k^T` (on transposed copies).
+  For a one-layer cell or activation without a written step, the
+  vector-Jacobian product of the element-wise step (`torch.autograd.grad`
+  of `preactivation_step`) takes its place;
+* after the backward loop: `dR_k = H_k^T dZ_k` (and `dV_k`, `db_k`) over
+  all steps and rows, one product each, and the levels'
+  `backward_weight_gradients` for weight matrices inside the step (the
+  untied kernel M, the projection P).
 
 The cell's weights enter the `autograd.Function` as tensor arguments (so
 their gradients reach the Keras variables, whose values are the torch
@@ -49,7 +56,9 @@ import keras
 import torch
 from keras.src.backend.torch.core import convert_to_tensor
 
+from keras_gated._fast.contract import CellLevel
 from keras_gated._fast.contract import FusedCell
+from keras_gated._fast.contract import LevelStepGradients
 
 
 def fused_rnn(
@@ -62,7 +71,9 @@ def fused_rnn(
     zero_output_for_mask=False,
     return_all_outputs=True,
 ):
-    """Runs `cell` over `inputs`; same contract as `keras.src.backend.torch.rnn`.
+    """Runs a one-layer `cell` over `inputs`: the one-level stack `CellLevel(cell)`.
+
+    Same contract as `keras.src.backend.torch.rnn`.
 
     Args:
         cell: A built cell with `deferred_recurrent_product = True`, read
@@ -76,10 +87,88 @@ def fused_rnn(
         (batch, time, H) if `return_all_outputs`, else (batch, 1, H), in the
         order the steps ran (reversed with `go_backwards`, as Keras does).
     """
-    recurrent_mask = None
+    level_class = CellLevel if cell.has_step_backward else _AutomaticCellLevel
+    return _run(
+        cell, [level_class(cell, len(initial_state))], inputs, initial_state, mask,
+        training, go_backwards, zero_output_for_mask, return_all_outputs,
+    )
+
+
+def fused_stack_rnn(
+    cell,
+    inputs,
+    initial_state,
+    mask=None,
+    training=False,
+    go_backwards=False,
+    zero_output_for_mask=False,
+    return_all_outputs=True,
+):
+    """Runs a stacked cell (`has_fast_levels`) over `inputs`, its
+    `fast_levels()` bottom-up inside every step. Same contract as `fused_rnn`."""
+    return _run(
+        cell, cell.fast_levels(), inputs, initial_state, mask,
+        training, go_backwards, zero_output_for_mask, return_all_outputs,
+    )
+
+
+class _AutomaticCellLevel(CellLevel):
+    """A one-layer cell without a written backward step (an activation with
+    no written derivative): autograd's vector-Jacobian product of its
+    element-wise step takes the step's place. The weight matrices inside the
+    step then get their gradients step by step, as batch sums, like the
+    weight vectors."""
+
+    def summed_weights(self):
+        return list(self.cell.summed_weights()) + list(self.cell.product_weights())
+
+    def product_weights(self):
+        return []
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_new = list(d_new_states)
+        d_new[0] = d_new[0] + d_up_hidden
+        weights = self.summed_weights()
+        with torch.enable_grad():
+            # Inside the loop's scope the weights' values are the loop's arguments.
+            leaves = [
+                t.detach().requires_grad_()
+                for t in (z, *states, *[convert_to_tensor(w.value) for w in weights])
+            ]
+            state_leaves = leaves[1 : 1 + len(states)]
+            with keras.StatelessScope(state_mapping=list(zip(weights, leaves[1 + len(states):]))):
+                _, new_states, _ = self.cell.preactivation_step(leaves[0], state_leaves)
+            # The step's output is h, its first new state: the output's
+            # gradient is already in d_new[0], as in the written steps.
+            gradients = torch.autograd.grad(
+                list(new_states), leaves, grad_outputs=d_new, allow_unused=True
+            )
+        gradients = [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(gradients, leaves)]
+        d_z = gradients[0]
+        return LevelStepGradients(
+            d_z, convert_to_tensor(self.cell.recurrent_columns(d_z)), None,
+            gradients[1 : 1 + len(states)], gradients[1 + len(states):], [],
+        )
+
+
+def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
+         zero_output_for_mask, return_all_outputs):
+    """Projects the inputs, runs the loop over `levels` and shapes its outputs."""
+    recurrent_masks = [None] * len(levels)
     if training and cell.recurrent_dropout > 0:
-        recurrent_mask = convert_to_tensor(cell.get_recurrent_dropout_mask(initial_state[0]))
-    projected = torch.transpose(convert_to_tensor(cell.project_sequence(inputs, training)), 0, 1)
+        # A stack's mask is one slice per level (`StackedGatedCell`).
+        recurrent_masks = list(torch.chunk(
+            convert_to_tensor(cell.get_recurrent_dropout_mask(initial_state[0])), len(levels), dim=-1
+        ))
+    bottom_projection = levels[0].projection
+    if bottom_projection is None:
+        projected = convert_to_tensor(cell.project_sequence(inputs, training))
+    else:
+        kernel, bias = bottom_projection
+        projected = torch.matmul(convert_to_tensor(inputs), convert_to_tensor(kernel))
+        if bias is not None:
+            projected = projected + convert_to_tensor(bias)
+    projected = torch.transpose(projected, 0, 1)
     step_mask = None
     if mask is not None:
         mask = convert_to_tensor(mask)
@@ -91,69 +180,51 @@ def fused_rnn(
         if step_mask is not None:
             step_mask = torch.flip(step_mask, (0,))
     states = [convert_to_tensor(s) for s in initial_state]
-    weights = _StepWeights.of(cell)
-    values = weights.values()
-    loop = _Loop(cell, weights, step_mask, recurrent_mask, zero_output_for_mask)
+    # The levels' kernels may be slices or joins of the cell's variables
+    # (the Grid's): autograd differentiates how they were made.
+    level_weights = [
+        [convert_to_tensor(level.recurrent_kernel)]
+        + ([] if level.input_kernel is None else [convert_to_tensor(level.input_kernel)])
+        + ([] if level.input_kernel is None or level.input_bias is None
+           else [convert_to_tensor(level.input_bias)])
+        for level in levels
+    ]
+    bound = [w for level in levels for w in level.summed_weights()]
+    bound += [w for level in levels for w in level.product_weights()]
+    # Inside a `stateless_call` these are the scope's tensors, else the
+    # variables' Parameters: what autograd must send the gradients to.
+    values = [convert_to_tensor(w.value) for w in bound]
+    flat_weights = [w for weights in level_weights for w in weights]
+    loop = _Loop(cell, levels, bound, [len(w) for w in level_weights], step_mask,
+                 recurrent_masks, zero_output_for_mask)
     differentiable = torch.is_grad_enabled() and any(
-        t.requires_grad for t in [projected, *states, *values]
+        t.requires_grad for t in [projected, *states, *flat_weights, *values]
     )
     if differentiable:
-        outputs, *final_states = _FusedLoop.apply(loop, len(states), projected, *states, *values)
+        outputs, *final_states = _FusedLoop.apply(
+            loop, len(states), len(flat_weights), projected, *states, *flat_weights, *values
+        )
     else:
-        outputs, final_states, _ = loop.forward(projected, states, values, keep=False)
+        outputs, final_states, _ = loop.forward(projected, states, flat_weights, values, keep=False)
     last_output = outputs[-1]
     outputs = torch.transpose(outputs, 0, 1) if return_all_outputs else last_output[:, None, :]
     return last_output, outputs, list(final_states)
 
 
-class _StepWeights:
-    """The weights a cell's step reads, by the role their gradient plays.
-
-    `recurrent_kernel` U (its gradient: one product after the loop),
-    `summed` (weight vectors whose gradients `step_backward` returns summed
-    over the batch) and `products` (weight matrices whose gradients
-    `backward_weight_gradients` returns over many steps at once). The step
-    must read no other weight: the tests compare every cell's gradients with
-    the generic loop's.
-    """
-
-    def __init__(self, recurrent_kernel, summed, products):
-        self.recurrent_kernel = recurrent_kernel
-        self.summed = summed
-        self.products = products
-
-    @classmethod
-    def of(cls, cell):
-        return cls(cell.recurrent_kernel, list(cell.summed_weights()), list(cell.product_weights()))
-
-    def variables(self):
-        return [self.recurrent_kernel, *self.summed, *self.products]
-
-    def values(self):
-        # Inside a `stateless_call` these are the scope's tensors, else the
-        # variables' Parameters: what autograd must send the gradients to.
-        return [convert_to_tensor(variable.value) for variable in self.variables()]
-
-    def split(self, values):
-        """`(U, summed, products)` from the flat list `values()` returns."""
-        count = len(self.summed)
-        return values[0], list(values[1 : 1 + count]), list(values[1 + count :])
-
-    def bound(self, values):
-        """A scope in which the cell reads its listed weights as `values`."""
-        return keras.StatelessScope(state_mapping=list(zip(self.variables(), values)))
-
-
 class _FusedLoop(torch.autograd.Function):
-    """`(projected, *states, *weight values) -> (outputs, *final states)` with the loop's backward."""
+    """`(projected, *states, *level weights, *bound values) -> (outputs, *final states)`
+    with the loop's backward."""
 
     @staticmethod
-    def forward(ctx, loop, state_count, projected, *tensors):
-        states, values = list(tensors[:state_count]), list(tensors[state_count:])
-        outputs, final_states, kept = loop.forward(projected, states, values, keep=True)
+    def forward(ctx, loop, state_count, weight_count, projected, *tensors):
+        states = list(tensors[:state_count])
+        weights = list(tensors[state_count : state_count + weight_count])
+        values = list(tensors[state_count + weight_count :])
+        outputs, final_states, kept = loop.forward(projected, states, weights, values, keep=True)
         ctx.loop = loop
         ctx.kept = kept
-        ctx.save_for_backward(*values)
+        ctx.weight_count = weight_count
+        ctx.save_for_backward(*weights, *values)
         return (outputs, *final_states)
 
     @staticmethod
@@ -161,40 +232,87 @@ class _FusedLoop(torch.autograd.Function):
     def backward(ctx, d_outputs, *d_final_states):
         # The backward loop runs without recording: a second derivative
         # through it raises rather than silently coming out as zero.
-        d_projected, d_states, d_values = ctx.loop.backward(
-            ctx.kept, list(ctx.saved_tensors), d_outputs, list(d_final_states)
+        saved = list(ctx.saved_tensors)
+        weights, values = saved[: ctx.weight_count], saved[ctx.weight_count :]
+        d_projected, d_states, d_weights, d_values = ctx.loop.backward(
+            ctx.kept, weights, values, d_outputs, list(d_final_states)
         )
-        return (None, None, d_projected, *d_states, *d_values)
+        return (None, None, None, d_projected, *d_states, *d_weights, *d_values)
 
 
 class _Loop:
-    """The forward and backward time loops of one call (its masks fixed)."""
+    """The forward and backward time loops of one call over `levels` (its masks fixed).
 
-    def __init__(self, cell, weights, step_mask, recurrent_mask, zero_output_for_mask):
+    `bound` are the weights the levels read inside the step (their
+    `summed_weights`, then their `product_weights`), bound to the loop's
+    `values` while it runs; `weight_counts[k]` is how many of the flat level
+    weights (R_k, then V_k and b_k above the bottom) are level k's.
+    """
+
+    def __init__(self, cell, levels, bound, weight_counts, step_mask, recurrent_masks,
+                 zero_output_for_mask):
         self.cell = cell
-        self.weights = weights
+        self.levels = levels
+        self.bound = bound
+        self.weight_counts = weight_counts
         self.step_mask = step_mask
-        self.recurrent_mask = recurrent_mask
+        self.recurrent_masks = recurrent_masks
         self.zero_output_for_mask = zero_output_for_mask
+        offsets = [0]
+        for level in levels:
+            offsets.append(offsets[-1] + level.state_count)
+        self.own = [slice(offsets[k], offsets[k + 1]) for k in range(len(levels))]
+        self.summed_counts = [len(level.summed_weights()) for level in levels]
 
-    def forward(self, projected, states, values, keep):
+    def _bound_to(self, values):
+        # The levels read their weights (peepholes, norms, depth-gate
+        # vectors, the untied M) through the cell: mapped to the arguments.
+        return keras.StatelessScope(state_mapping=list(zip(self.bound, values)))
+
+    def _level_weights(self, flat_weights):
+        weights, start = [], 0
+        for count in self.weight_counts:
+            weights.append(flat_weights[start : start + count])
+            start += count
+        return weights
+
+    def _recurrent_input(self, k, h_tm1):
+        mask = self.recurrent_masks[k]
+        return h_tm1 if mask is None else h_tm1 * mask
+
+    def forward(self, projected, states, flat_weights, values, keep):
         """Outputs (time-major), final states and, with `keep`, what the
-        backward loop needs: each step's pre-activations and the states it
-        starts from. Records nothing for autograd."""
-        cell, step_mask, recurrent_mask = self.cell, self.step_mask, self.recurrent_mask
-        recurrent_kernel = values[0]
+        backward loop needs: each step's pre-activations, what each level
+        read from below and the states the step starts from. Records
+        nothing for autograd."""
+        levels, own, step_mask = self.levels, self.own, self.step_mask
+        level_weights = self._level_weights(flat_weights)
+        extra_columns = levels[0].extra_columns
         steps = projected.shape[0]
         # The initial states may be a stateful layer's variables, which the
         # layer assigns in place after the call: the loop keeps a copy.
         states = [s.clone() for s in states] if keep else list(states)
-        pre_activations, states_in = [], []
+        pre_activations, reads_in, states_in = [], [], []
         outputs = previous_output = None
-        with torch.no_grad(), self.weights.bound(values):
+        with torch.no_grad(), self._bound_to(values):
             for t in range(steps):
-                h_tm1 = states[0] if recurrent_mask is None else states[0] * recurrent_mask
-                z_t = cell.full_preactivations(projected[t], torch.matmul(h_tm1, recurrent_kernel))
-                output, new_states, _ = cell.preactivation_step(z_t, states)
-                new_states = list(new_states)
+                p, e = projected[t], None
+                if extra_columns:
+                    p, e = p[..., :-extra_columns], p[..., -extra_columns:]
+                a, new_states, z_levels, reads = None, [], [], []
+                for k, level in enumerate(levels):
+                    weights = level_weights[k]
+                    if k > 0:
+                        p = torch.matmul(a, weights[1])
+                        if len(weights) > 2:
+                            p = p + weights[2]
+                    r = torch.matmul(self._recurrent_input(k, states[own[k]][0]), weights[0])
+                    z = level.preactivations(p, r)
+                    reads.append((a, e))
+                    new_own, a, e = level.forward(z, e, states[own[k]])
+                    new_states += list(new_own)
+                    z_levels.append(z)
+                output = a
                 if outputs is None:
                     outputs = output.new_empty((steps, *output.shape))
                     previous_output = torch.zeros_like(output)
@@ -207,24 +325,21 @@ class _Loop:
                     if not self.zero_output_for_mask:
                         previous_output = output
                 if keep:
-                    pre_activations.append(z_t)
+                    pre_activations.append(z_levels)
+                    reads_in.append(reads)
                     states_in.append(states)
                 outputs[t] = output
                 states = new_states
-        return outputs, states, (pre_activations, states_in) if keep else None
+        return outputs, states, (pre_activations, reads_in, states_in) if keep else None
 
-    def backward(self, kept, values, d_outputs, d_final_states):
-        """`(d projected, d initial states, d weight values)`."""
-        cell, weights, step_mask = self.cell, self.weights, self.step_mask
-        recurrent_mask, zero_output_for_mask = self.recurrent_mask, self.zero_output_for_mask
-        pre_activations, states_in = kept
-        written = cell.has_step_backward
-        # With a norm on U h, dU = H^T dR where dR is no slice of dZ: the
-        # loop keeps it (only written steps run such cells).
-        keeps_recurrent_gradient = cell.separate_recurrent_gradient
-        recurrent_kernel, summed, products = weights.split(values)
-        recurrent_kernel_t = recurrent_kernel.t().contiguous()
-        step_backward = self._written_step_backward if written else self._automatic_step_backward
+    def backward(self, kept, flat_weights, values, d_outputs, d_final_states):
+        """`(d projected, d initial states, d flat level weights, d bound values)`."""
+        levels, own, step_mask = self.levels, self.own, self.step_mask
+        zero_output_for_mask = self.zero_output_for_mask
+        level_weights = self._level_weights(flat_weights)
+        transposed = [[w.t().contiguous() for w in weights[:2]] for weights in level_weights]
+        extra_columns = levels[0].extra_columns
+        pre_activations, reads_in, states_in = kept
         steps = len(pre_activations)
         d_carry = [
             torch.zeros_like(s) if d is None else d for d, s in zip(d_final_states, states_in[0])
@@ -232,92 +347,93 @@ class _Loop:
         # The gradient of the previous masked output, handed back through
         # masked steps (Keras's torch loop repeats that output there).
         d_output_carry = None
-        summed_totals = [torch.zeros_like(w) for w in summed]
-        # A written step leaves the product weights to
-        # backward_weight_gradients, after the loop.
-        product_totals = [] if written else [torch.zeros_like(w) for w in products]
-        d_projected = d_recurrent = None
-        saved_steps = []
-        with torch.no_grad(), weights.bound(values), cell.backward_loop_weights():
+        summed_totals = [torch.zeros_like(w) for w in values[: sum(self.summed_counts)]]
+        d_projected = None
+        d_z = [None] * len(levels)
+        d_r = [None] * len(levels)
+        saved_steps = [[] for _ in levels]
+        with torch.no_grad(), self._bound_to(values), self.cell.backward_loop_weights():
             for t in range(steps - 1, -1, -1):
-                z_t, states_t = pre_activations[t], states_in[t]
+                z_t, reads_t, states_t = pre_activations[t], reads_in[t], states_in[t]
                 d_output = d_outputs[t]
                 if step_mask is None:
-                    d_new = list(d_carry)
-                    d_new[0] = d_new[0] + d_output
+                    d_new, d_top = list(d_carry), d_output
                 else:
                     mask_t = step_mask[t]
                     if d_output_carry is not None:
                         d_output = d_output + d_output_carry
                     d_new = [torch.where(mask_t, d, 0.0) for d in d_carry]
-                    d_new[0] = d_new[0] + torch.where(mask_t, d_output, 0.0)
+                    d_top = torch.where(mask_t, d_output, 0.0)
                     if not zero_output_for_mask:
                         d_output_carry = torch.where(mask_t, 0.0, d_output)
-                d_z, d_r, d_states, saved, sums, product_sums = step_backward(
-                    z_t, states_t, d_new, recurrent_kernel, summed, products
-                )
-                d_h = torch.matmul(d_r, recurrent_kernel_t)
-                if recurrent_mask is not None:
-                    d_h = d_h * recurrent_mask
-                d_states[0] = d_states[0] + d_h
+                d_up = (d_top, None)
+                d_prev = [None] * len(states_t)
+                d_bottom_extra = None
+                sums_by_level = [None] * len(levels)
+                for k in range(len(levels) - 1, -1, -1):
+                    level = levels[k]
+                    step = level.backward(
+                        z_t[k], reads_t[k][1], states_t[own[k]], d_new[own[k]], d_up[0], d_up[1]
+                    )
+                    d_h = torch.matmul(step.d_recurrent, transposed[k][0])
+                    if self.recurrent_masks[k] is not None:
+                        d_h = d_h * self.recurrent_masks[k]
+                    d_own = list(step.d_states)
+                    d_own[0] = d_h if d_own[0] is None else d_own[0] + d_h
+                    d_prev[own[k]] = d_own
+                    sums_by_level[k] = step.sums
+                    if d_z[k] is None:
+                        d_z[k] = step.d_preactivations.new_empty((steps, *step.d_preactivations.shape))
+                        if level.separate_recurrent_gradient:
+                            d_r[k] = step.d_recurrent.new_empty((steps, *step.d_recurrent.shape))
+                    d_z[k][t] = step.d_preactivations
+                    if level.separate_recurrent_gradient:
+                        d_r[k][t] = step.d_recurrent
+                    if step.saved:
+                        saved_steps[k].append(step.saved)
+                    if k > 0:
+                        d_up = (torch.matmul(step.d_preactivations, transposed[k][1]), step.d_extra)
+                    else:
+                        d_bottom_extra = step.d_extra
+                d_prev = [torch.zeros_like(s) if d is None else d for d, s in zip(d_prev, states_t)]
                 if step_mask is not None:
                     # Where the row was masked the step handed its states through.
-                    d_states = [torch.where(mask_t, d, passed) for d, passed in zip(d_states, d_carry)]
+                    d_prev = [torch.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
+                for total, part in zip(summed_totals, [p for sums in sums_by_level for p in sums]):
+                    total += part
+                d_projected_t = d_z[0][t]
+                if extra_columns:
+                    d_projected_t = torch.cat([d_projected_t, d_bottom_extra], dim=-1)
                 if d_projected is None:
-                    d_projected = d_z.new_empty((steps, *d_z.shape))
-                    if keeps_recurrent_gradient:
-                        d_recurrent = d_r.new_empty((steps, *d_r.shape))
-                d_projected[t] = d_z
-                if keeps_recurrent_gradient:
-                    d_recurrent[t] = d_r
-                if saved:
-                    saved_steps.append(saved)
-                for total, part in zip(summed_totals, sums):
-                    total += part
-                for total, part in zip(product_totals, product_sums):
-                    total += part
-                d_carry = d_states
-            h_rows = torch.stack([s[0] for s in states_in])
-            if recurrent_mask is not None:
-                h_rows = h_rows * recurrent_mask
-            h_rows = h_rows.reshape(-1, h_rows.shape[-1])
-            if not keeps_recurrent_gradient:
-                d_recurrent = convert_to_tensor(cell.recurrent_columns(d_projected))
-            d_recurrent_kernel = torch.matmul(h_rows.t(), d_recurrent.reshape(h_rows.shape[0], -1))
-            if written and products:
-                # The backward loop ran from the last step: put the saved
-                # tensors back in time order.
-                saved_steps.reverse()
-                stacked_saved = [torch.stack(parts) for parts in zip(*saved_steps)]
-                stacked_states = [torch.stack(parts) for parts in zip(*states_in)]
-                product_totals = [
-                    convert_to_tensor(g)
-                    for g in cell.backward_weight_gradients(d_projected, stacked_states, stacked_saved)
-                ]
-        return d_projected, d_carry, [d_recurrent_kernel, *summed_totals, *product_totals]
-
-    def _written_step_backward(self, z_t, states_t, d_new, recurrent_kernel, summed, products):
-        d_z, d_r, d_cell_states, saved, sums = self.cell.step_backward(z_t, list(states_t), d_new)
-        d_states = [torch.zeros_like(s) if d is None else d for d, s in zip(d_cell_states, states_t)]
-        return d_z, d_r, d_states, list(saved), list(sums), []
-
-    def _automatic_step_backward(self, z_t, states_t, d_new, recurrent_kernel, summed, products):
-        """The step's vector-Jacobian product by autograd, for steps without a written one."""
-        with torch.enable_grad():
-            leaves = [t.detach().requires_grad_() for t in (z_t, *states_t, *summed, *products)]
-            z_leaf = leaves[0]
-            state_leaves = leaves[1 : 1 + len(states_t)]
-            weight_leaves = leaves[1 + len(states_t) :]
-            with self.weights.bound([recurrent_kernel, *weight_leaves]):
-                _, new_states, _ = self.cell.preactivation_step(z_leaf, state_leaves)
-            # The step's output is h, its first new state: the output's
-            # gradient is already in d_new[0], as in the written steps.
-            gradients = torch.autograd.grad(
-                list(new_states), leaves, grad_outputs=d_new, allow_unused=True
-            )
-        gradients = [torch.zeros_like(leaf) if g is None else g for g, leaf in zip(gradients, leaves)]
-        d_z = gradients[0]
-        d_states = gradients[1 : 1 + len(states_t)]
-        d_weights = gradients[1 + len(states_t) :]
-        d_summed, d_products = d_weights[: len(summed)], d_weights[len(summed) :]
-        return d_z, convert_to_tensor(self.cell.recurrent_columns(d_z)), d_states, [], d_summed, d_products
+                    d_projected = d_projected_t.new_empty((steps, *d_projected_t.shape))
+                d_projected[t] = d_projected_t
+                d_carry = d_prev
+            d_weights, d_products = [], []
+            for k, (level, weights) in enumerate(zip(levels, level_weights)):
+                h_rows = torch.stack([s[own[k]][0] for s in states_in])
+                h_rows = self._recurrent_input(k, h_rows).reshape(-1, h_rows.shape[-1])
+                d_z_rows = d_z[k].reshape(h_rows.shape[0], -1)
+                if level.separate_recurrent_gradient:
+                    d_recurrent_rows = d_r[k].reshape(h_rows.shape[0], -1)
+                else:
+                    d_recurrent_rows = convert_to_tensor(level.recurrent_columns(d_z_rows))
+                d_weights.append(torch.matmul(h_rows.t(), d_recurrent_rows))
+                if len(weights) > 1:
+                    a_rows = torch.stack([reads[k][0] for reads in reads_in])
+                    a_rows = a_rows.reshape(h_rows.shape[0], -1)
+                    d_weights.append(torch.matmul(a_rows.t(), d_z_rows))
+                    if len(weights) > 2:
+                        d_weights.append(d_z_rows.sum(dim=0))
+                if level.product_weights():
+                    # The backward loop ran from the last step: put the
+                    # saved tensors back in time order.
+                    saved = saved_steps[k][::-1]
+                    stacked_saved = [torch.stack(parts) for parts in zip(*saved)]
+                    stacked_states = [
+                        torch.stack(parts) for parts in zip(*[s[own[k]] for s in states_in])
+                    ]
+                    d_products += [
+                        convert_to_tensor(g)
+                        for g in level.backward_weight_gradients(d_z[k], stacked_states, stacked_saved)
+                    ]
+        return d_projected, d_carry, d_weights, [*summed_totals, *d_products]

@@ -1251,7 +1251,7 @@ class GatedRNN(keras.layers.RNN):
 
     def _generic_loop(self, projected, initial_state, mask, training):
         """The fused loop in `keras.ops` terms: what runs where no fast loop applies
-        (stacks and `unroll=True` on JAX and PyTorch, the fallbacks everywhere)."""
+        (`unroll=True` on JAX and PyTorch, the fallbacks everywhere)."""
         cell = self.cell
         copy_states = keras.backend.backend() == "torch" and self.stateful
 
