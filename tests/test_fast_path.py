@@ -238,3 +238,20 @@ def test_torch_fast_path_equals_the_generic_loop():
     assert result.returncode == 0, output[-3000:]
     checks = int(result.stdout.split("CHECKS ")[1].split()[0])
     assert checks >= 40 and result.stdout.count("OK ") == checks, result.stdout
+
+
+def test_tensorflow_private_tape_api_is_where_the_fast_path_reads_it():
+    """`_fast/tensorflow_tape.py` reads TensorFlow's private `record`
+    module: this fails loudly if it moves."""
+    tf = pytest.importorskip("tensorflow")
+    from tensorflow.python.eager import record
+
+    from keras_gated._fast.tensorflow_tape import watched
+
+    assert callable(record.could_possibly_record) and callable(record.should_record_backprop)
+    x, y = tf.constant([1.0]), tf.constant([2.0])
+    assert watched([x]) is None
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        assert watched([x]) is True
+        assert watched([y]) is False

@@ -37,9 +37,9 @@ exactly, so this path gives the numbers of the cell path.
 """
 
 import tensorflow as tf
-from tensorflow.python.eager import record
 
 from keras_gated._fast.contract import FusedCell
+from keras_gated._fast.tensorflow_tape import watched
 from keras_gated.backward import add_gradients
 
 # Rows (steps x batch) per chunk. Products over 512 to 4096 rows ran within
@@ -84,20 +84,6 @@ def _for(count, body, carry, reverse=False, unroll=False, parallel_iterations=10
     return carry
 
 
-def _watched(tensors):
-    """Whether a recording gradient tape watches any of `tensors`.
-
-    None when no tape could be recording (`tf.gradients` announces none),
-    or when TensorFlow's private tape API has moved: then nobody can tell.
-    """
-    try:
-        if not record.could_possibly_record():
-            return None
-        return bool(record.should_record_backprop(tensors))
-    except Exception:
-        return None
-
-
 def _input_gradient_needed(tensor):
     """False only when some gradient tape is recording and none watches `tensor`.
 
@@ -105,7 +91,7 @@ def _input_gradient_needed(tensor):
     product `dZ W^T` is then skipped. When nobody can tell (`tf.gradients`),
     the gradient is computed, as it may be asked for.
     """
-    return _watched([tensor]) is not False
+    return watched([tensor]) is not False
 
 
 def _taped(tensors):
@@ -115,7 +101,7 @@ def _taped(tensors):
     model without `training=True`) then still gets the fast backward loop;
     otherwise TensorFlow differentiates the forward loop, should it have to.
     """
-    return _watched(tensors) is True
+    return watched(tensors) is True
 
 
 def _run(loop, run_forward, tensors, training, return_all_outputs):
@@ -301,13 +287,13 @@ def fused_rnn(
             def taped_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
                 """Automatic derivative of the step, for cells without one written."""
                 prev_output = prev_outputs[t] if carries_output else zero_output
-                watched = [z_t] + list(states_t) + ([prev_output] if carries_output else [])
+                watched_tensors = [z_t] + list(states_t) + ([prev_output] if carries_output else [])
                 with tf.GradientTape() as tape:
-                    tape.watch(watched)
+                    tape.watch(watched_tensors)
                     output, new_states = masked_step(z_t, mask_t, states_t, prev_output)
                 grads = tape.gradient(
                     [output] + list(new_states),
-                    watched + variables,
+                    watched_tensors + variables,
                     output_gradients=[d_outputs[t] + d_prev] + list(d_carry),
                     unconnected_gradients=tf.UnconnectedGradients.ZERO,
                 )
