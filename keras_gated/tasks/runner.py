@@ -79,9 +79,27 @@ def add_common_arguments(parser, task, command):
         choices=STRATEGIES,
         default="auto",
         help=(
-            "Distribution: auto = TPU if found, else all GPUs mirrored if several, "
-            "else one device; JAX uses keras.distribution.DataParallel."
+            "Distribution: auto = MultiWorkerMirroredStrategy if TF_CONFIG names several "
+            "workers, else TPU if found, else all GPUs mirrored if several, else one device; "
+            "multi-worker = MultiWorkerMirroredStrategy from TF_CONFIG (TensorFlow, every "
+            "worker runs the same command); JAX uses keras.distribution.DataParallel. "
+            "See docs/scaling.md."
         ),
+    )
+    hardware.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="JAX cluster: address of process 0, the same on every process "
+             "(default: $JAX_COORDINATOR_ADDRESS); calls jax.distributed.initialize.",
+    )
+    hardware.add_argument(
+        "--num-processes", type=int, default=None,
+        help="JAX cluster: number of processes (default: $JAX_NUM_PROCESSES).",
+    )
+    hardware.add_argument(
+        "--process-id", type=int, default=None,
+        help="JAX cluster: this process's index, 0 to N-1 (default: $JAX_PROCESS_ID).",
     )
     hardware.add_argument("--tpu", default=None, help="TPU name or grpc:// address for TPUClusterResolver.")
     hardware.add_argument(
@@ -161,23 +179,42 @@ def run(task, command, args):
     from keras_gated.tuning.hardware import select_strategy
     from keras_gated.tuning.hardware import set_mixed_precision
 
+    from keras_gated.tuning import cluster
+
     args.output = args.output or os.path.join("runs", task.name)
     args.verbose = _verbosity(args.verbose)
     os.makedirs(args.output, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    jax_options = cluster.jax_cluster_options(args.coordinator, args.num_processes, args.process_id)
+    cluster.check_cluster_arguments(keras.backend.backend(), args.strategy, jax_options)
+    if jax_options is not None:
+        cluster.start_jax_cluster(*jax_options)
+    # First, before any other TensorFlow operation: MultiWorkerMirroredStrategy
+    # configures the collective ops of the process.
     strategy = select_strategy(args.strategy, tpu=args.tpu)
+    role = cluster.role_of(strategy)
+    keras.utils.set_random_seed(args.seed)
     # Tasks read this to keep batches even: Keras under MirroredStrategy fails
     # on a last batch that does not split evenly over the replicas.
     args.replicas = getattr(strategy, "num_replicas_in_sync", 1)
+    if role.engine == "jax":
+        import jax
+
+        args.replicas = len(jax.devices())
+    if role.is_distributed and args.batch_size % args.replicas:
+        raise cluster.ClusterConfigError(
+            f"--batch-size {args.batch_size} (the global batch) does not split over the {args.replicas} "
+            f"replicas of {role.process_count} processes: use a multiple of {args.replicas}."
+        )
     set_mixed_precision(args.mixed_precision, strategy)
     data = task.load_data(args)
     hypermodel = task.hypermodel(args, data)
     if args.list_hp:
         print("\n".join(hypermodel.space.describe()))
         return {}
-    if command == "train":
-        return _train(task, args, data, hypermodel, strategy)
-    return _tune(task, args, data, hypermodel, strategy)
+    with cluster.WorkerFiles(args.output, role) as files:
+        if command == "train":
+            return _train(task, args, data, hypermodel, strategy, files)
+        return _tune(task, args, data, hypermodel, strategy, files)
 
 
 def _callbacks(task, args, data, log_dir, fit_kwargs):
@@ -192,8 +229,10 @@ def _callbacks(task, args, data, log_dir, fit_kwargs):
     return seeding + trial_callbacks(log_dir, gate_monitor_sample=sample, describe_batch=describe)
 
 
-def _train(task, args, data, hypermodel, strategy):
+def _train(task, args, data, hypermodel, strategy, files):
     import keras_tuner
+
+    from keras_gated.tuning import cluster
 
     hp = keras_tuner.HyperParameters()
     if strategy is not None:
@@ -203,24 +242,54 @@ def _train(task, args, data, hypermodel, strategy):
         model = hypermodel.build(hp)
     values = dict(hp.values)
     print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
-    log_dir = os.path.join(args.output, "logs", "train")
-    backup = _backup_and_restore(task, args, values)
+    log_dir = files.path("logs", "train")
+    backup = _backup_and_restore(task, args, values, files)
     fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
-    model.fit(
+    fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
+    history = model.fit(
         **fit_kwargs,
         epochs=args.epochs,
         callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
         verbose=args.verbose,
     )
     metrics = task.evaluate(model, data, args)
-    model_path = os.path.join(args.output, "best_model.keras")
+    # Every process saves (TensorFlow's guide: saving may need all workers);
+    # only the chief's file is under --output, the others' are removed.
+    model_path = files.path("best_model.keras")
     task.export(model, data, model_path, args)
     results = {"task": task.name, "hyperparameters": values, **metrics, "model": model_path}
+    if files.role.is_distributed:
+        results["cluster"] = _cluster_record(files.role, model, history)
+    if not files.role.writes_shared_files:
+        _write_json(files.record_path(), results)
+        print(f"keras-gated: {files.role.name} done; the chief writes the model and results "
+              f"({files.record_path()})", flush=True)
+        return results
     results_path = os.path.join(args.output, "results.json")
     _write_json(results_path, results)
     _print_json(results)
     print(_summary(model_path, results_path, os.path.join(args.output, "logs")), flush=True)
     return results
+
+
+def _cluster_record(role, model, history):
+    """What a process of a multi-process run did: its role, steps and a digest of its final weights."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, dtype="float32").tobytes())
+    return {
+        "engine": role.engine,
+        "role": role.name,
+        "process_index": role.process_index,
+        "process_count": role.process_count,
+        "epochs_run": len(history.epoch),
+        "first_epoch": history.epoch[0] if history.epoch else None,
+        "weights_sha256": digest.hexdigest(),
+    }
 
 
 def _split_callbacks(fit_kwargs):
@@ -229,7 +298,7 @@ def _split_callbacks(fit_kwargs):
     return fit_kwargs, list(fit_kwargs.pop("callbacks", ()))
 
 
-def _backup_and_restore(task, args, values):
+def _backup_and_restore(task, args, values, files):
     """`keras.callbacks.BackupAndRestore` in `OUTPUT/backup/train`.
 
     Killed mid-fit, the same command resumes after the last completed epoch.
@@ -240,13 +309,26 @@ def _backup_and_restore(task, args, values):
     and the dropout seed counters are functions of (seed, epoch) set by
     `keras_gated.tasks.batches.EpochSeeding`, so a seeded resumed run ends
     with the model of an uninterrupted one.
+
+    In a multi-process run only the chief keeps its backup there; every
+    other process backs up to its temporary directory, first seeded with a
+    copy of the chief's backup of the same run, so that all restart from
+    the same epoch when the whole cluster is started again.
     """
     import shutil
 
     import keras
 
-    backup_dir = os.path.join(args.output, "backup", "train")
+    from keras_gated.tuning import cluster
+
+    backup_dir = files.path("backup", "train")
     run = {"task": task.name, "hyperparameters": values, "batch_size": args.batch_size, "seed": args.seed}
+    run = json.loads(json.dumps(run, default=_jsonable))
+    if not files.role.writes_shared_files:
+        if cluster.seed_backup_from_chief(files.shared_path("backup", "train"), backup_dir, run):
+            _say_resuming(backup_dir)
+        os.makedirs(backup_dir, exist_ok=True)
+        return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)
     stamp = os.path.join(backup_dir, "run.json")
     if os.path.isdir(backup_dir):
         try:
@@ -254,19 +336,23 @@ def _backup_and_restore(task, args, values):
                 previous = json.load(handle)
         except (OSError, json.JSONDecodeError):
             previous = None
-        if previous != json.loads(json.dumps(run, default=_jsonable)):
+        if previous != run:
             print(f"keras-gated: removing the backup of another run in {backup_dir}", flush=True)
             shutil.rmtree(backup_dir)
         else:
-            try:
-                with open(os.path.join(backup_dir, "training_metadata.json")) as handle:
-                    epoch = json.load(handle)["epoch"]
-                print(f"keras-gated: resuming from the backup after epoch {epoch} in {backup_dir}", flush=True)
-            except (OSError, json.JSONDecodeError, KeyError):
-                pass
+            _say_resuming(backup_dir)
     os.makedirs(backup_dir, exist_ok=True)
     _write_json(stamp, run)
     return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)
+
+
+def _say_resuming(backup_dir):
+    try:
+        with open(os.path.join(backup_dir, "training_metadata.json")) as handle:
+            epoch = json.load(handle)["epoch"]
+        print(f"keras-gated: resuming from the backup after epoch {epoch} in {backup_dir}", flush=True)
+    except (OSError, json.JSONDecodeError, KeyError):
+        pass
 
 
 def _tune(task, args, data, hypermodel, strategy):
