@@ -355,7 +355,8 @@ def _say_resuming(backup_dir):
         pass
 
 
-def _tune(task, args, data, hypermodel, strategy):
+def _tune(task, args, data, hypermodel, strategy, files):
+    from keras_gated.tuning import cluster
     from keras_gated.tuning.tuners import completed_trials
     from keras_gated.tuning.tuners import make_tuner
 
@@ -368,7 +369,11 @@ def _tune(task, args, data, hypermodel, strategy):
         args.tuner,
         hypermodel,
         task.objective,
-        directory=os.path.join(args.output, "tuner"),
+        # Under a multi-process strategy every process runs the same trials
+        # together, each with its own oracle (same seed, same scores); a
+        # non-chief keeps its oracle in OUTPUT/workers/<role>/tuner, which
+        # lasts, so that a restarted cluster resumes the same trial.
+        directory=files.state_path("tuner"),
         project_name=args.project_name,
         max_trials=args.max_trials,
         distribution_strategy=strategy,
@@ -377,14 +382,14 @@ def _tune(task, args, data, hypermodel, strategy):
         executions_per_trial=args.executions_per_trial,
         max_epochs=args.max_epochs or args.epochs,
     )
-    model_path = os.path.join(args.output, "best_model.keras")
-    if not distributed:
+    model_path = files.path("best_model.keras")
+    if not distributed and files.role.writes_shared_files:
         tuner.trial_end_hooks.append(_export_best_so_far(task, data, args, model_path))
-    log_dir = os.path.join(args.output, "logs")
+    log_dir = files.path("logs")
     try:
         from keras_gated.tuning.tuners import write_hparams_config
 
-        if not distributed or is_chief:
+        if (not distributed or is_chief) and files.role.writes_shared_files:
             write_hparams_config(
                 log_dir,
                 hypermodel.space,
@@ -404,6 +409,7 @@ def _tune(task, args, data, hypermodel, strategy):
 
     try:
         fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
+        fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
         tuner.search(
             **fit_kwargs,
             epochs=args.epochs,
@@ -420,7 +426,17 @@ def _tune(task, args, data, hypermodel, strategy):
         _write_json(os.path.join(args.output, f"tuner-{tuner_id}.json"), record)
         print(f"keras-gated: {tuner_id} ran trials {', '.join(tuner.trials_run) or '(none)'}")
         return record
-    return _report(task, args, data, hypermodel, tuner, completed_trials(tuner), model_path)
+    if not files.role.writes_shared_files:
+        # The chief alone evaluates the trials and exports the best model.
+        record = {"task": task.name, "trained_by_this_run": list(tuner.trials_run),
+                  "cluster": {"engine": files.role.engine, "role": files.role.name,
+                              "process_index": files.role.process_index,
+                              "process_count": files.role.process_count}}
+        _write_json(files.record_path(), record)
+        print(f"keras-gated: {files.role.name} ran trials {', '.join(tuner.trials_run) or '(none)'} "
+              f"with the chief ({files.record_path()})", flush=True)
+        return record
+    return _report(task, args, data, hypermodel, tuner, completed_trials(tuner), model_path, files)
 
 
 def _export_best_so_far(task, data, args, model_path):
@@ -438,10 +454,26 @@ def _load_trial_model(tuner, trial):
     # model lacks; Keras warns about it, but only the weights matter here.
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        return tuner.load_model(trial)
+        if not cluster_strategy(tuner.distribution_strategy):
+            return tuner.load_model(trial)
+        # Under a multi-worker strategy a model built in its scope creates
+        # its variables with a broadcast that every worker must join; the
+        # chief evaluates and exports alone, so it builds a local model.
+        from keras_gated.tuning.keras_internals import trial_checkpoint_path
+
+        model = tuner.hypermodel.build(trial.hyperparameters)
+        model.load_weights(trial_checkpoint_path(tuner, trial.trial_id))
+        return model
 
 
-def _report(task, args, data, hypermodel, tuner, trials, model_path):
+def cluster_strategy(strategy):
+    """Whether `strategy` trains over several processes (MultiWorkerMirroredStrategy)."""
+    from keras_gated.tuning import cluster
+
+    return cluster.role_of(strategy).engine == "tensorflow"
+
+
+def _report(task, args, data, hypermodel, tuner, trials, model_path, files):
     objective = _metric(task.objective)
     rows = []
     for trial in trials:
@@ -473,6 +505,10 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
         # Trials this process trained; fewer than `trials` after a resume.
         "trained_by_this_run": list(tuner.trials_run),
     }
+    if files.role.is_distributed:
+        results["cluster"] = {"engine": files.role.engine, "role": files.role.name,
+                              "process_index": files.role.process_index,
+                              "process_count": files.role.process_count}
     _write_json(os.path.join(args.output, "results.json"), results)
     print(format_table(rows, objective, task.metric_names))
     print(

@@ -324,6 +324,13 @@ class WorkerFiles:
         """`OUTPUT/parts...` on the chief, `TEMP/parts...` elsewhere."""
         return os.path.join(self.root, *parts)
 
+    def state_path(self, *parts):
+        """State that must outlive the process (a tuner's oracle): `OUTPUT/parts...` on the
+        chief, `OUTPUT/workers/<role>/parts...` elsewhere."""
+        if self.role.writes_shared_files:
+            return os.path.join(self.output, *parts)
+        return os.path.join(self.output, "workers", self.role.name, *parts)
+
     def shared_path(self, *parts):
         """`OUTPUT/parts...` on every process (read, e.g. the chief's backup)."""
         return os.path.join(self.output, *parts)

@@ -71,3 +71,12 @@ def use_local_batch_to_build():
         return keras_reduce(values, strategy, reduction=reduction)
 
     module.reduce_per_replica = reduce_per_replica
+
+
+def trial_checkpoint_path(tuner, trial_id):
+    """The weights file KerasTuner keeps for a trial (`Tuner._get_checkpoint_fname`).
+
+    Under a multi-worker strategy KerasTuner keeps it on the chief alone
+    (the others save to a temporary directory and remove it).
+    """
+    return tuner._get_checkpoint_fname(trial_id)
