@@ -1,0 +1,280 @@
+"""One model trained by several processes on 127.0.0.1: TensorFlow workers (TF_CONFIG) and JAX processes.
+
+Each run is the sentiment sample, 8 units, 36 examples per global batch
+(18 per process), 9 steps per epoch, on CPU; a one-process run with the
+same global batch is the reference. No network beyond the loopback.
+"""
+
+import inspect
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_gated.cli import main
+from keras_gated.tuning import cluster
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# 400 examples: 324 train (9 global batches of 36), 36 validation (one batch), 40 test.
+SMALL = [
+    "--data", "sample", "--max-examples", "400", "--hp", "units=8", "--hp", "embedding_dim=8",
+    "--hp", "cell=lstm", "--batch-size", "36", "--verbose", "2",
+]
+EPOCHS = ["--epochs", "3"]
+# Two workers on two shared CPU cores: minutes at most, never hang a test run.
+TIMEOUT = 240
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(backend, **extra):
+    env = dict(os.environ, PYTHONPATH=REPO_ROOT, TF_CPP_MIN_LOG_LEVEL="3", KERAS_BACKEND=backend,
+               JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
+    for name in ("KERASTUNER_ORACLE_IP", "TF_CONFIG", *cluster.JAX_ENVIRONMENT):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def _command(*args):
+    return [sys.executable, "-m", "keras_gated", *args]
+
+
+def _tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
+                       "task": {"type": "worker", "index": index}})
+
+
+def _start_tf_workers(arguments, count=2):
+    ports = [_free_port() for _ in range(count)]
+    return [
+        subprocess.Popen(_command(*arguments), env=_env("tensorflow", TF_CONFIG=_tf_config(ports, index)),
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for index in range(count)
+    ]
+
+
+def _start_jax_processes(arguments, count=2):
+    coordinator = f"127.0.0.1:{_free_port()}"
+    return [
+        subprocess.Popen(
+            _command(*arguments, "--coordinator", coordinator, "--num-processes", str(count),
+                     "--process-id", str(index)),
+            env=_env("jax"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for index in range(count)
+    ]
+
+
+def _finish(processes):
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=TIMEOUT)[0])
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    return outputs
+
+
+def _one_process(backend, arguments):
+    result = subprocess.run(_command(*arguments), env=_env(backend), capture_output=True, text=True,
+                            timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result.stdout
+
+
+def _weights(path):
+    from keras_gated.tasks.sentiment import load_classifier
+
+    return load_classifier(path).model.get_weights()
+
+
+def _assert_same_model(path, reference_path):
+    weights, reference = _weights(path), _weights(reference_path)
+    assert len(weights) == len(reference)
+    for trained, expected in zip(weights, reference):
+        # Two replicas sum their gradients in another order than one process.
+        np.testing.assert_allclose(trained, expected, rtol=1e-3, atol=1e-4)
+
+
+def _check_cluster_run(out, worker_name, engine, outputs):
+    with open(os.path.join(out, "results.json")) as handle:
+        chief = json.load(handle)
+    with open(os.path.join(out, "workers", f"{worker_name}.json")) as handle:
+        worker = json.load(handle)
+    # Both took part: each ran every epoch as one of two processes, and they
+    # ended with the same weights (the chief's are the saved model's).
+    for record in (chief, worker):
+        assert record["cluster"]["engine"] == engine and record["cluster"]["process_count"] == 2
+        assert record["cluster"]["epochs_run"] == 3
+    assert {chief["cluster"]["process_index"], worker["cluster"]["process_index"]} == {0, 1}
+    assert chief["cluster"]["weights_sha256"] == worker["cluster"]["weights_sha256"]
+    assert chief["model"] == os.path.join(out, "best_model.keras")
+    assert not worker["model"].startswith(out)  # the worker saved to its temporary directory
+    assert not os.path.exists(worker["model"])  # ... which is gone
+    # The chief alone wrote under --output: no worker's logs or backup there.
+    assert sorted(os.listdir(out)) == ["backup", "best_model.json", "best_model.keras", "logs",
+                                       "results.json", "workers"]
+    assert os.listdir(os.path.join(out, "workers")) == [f"{worker_name}.json"]
+    assert f"{worker_name} done" in outputs[1]
+    return chief
+
+
+@pytest.fixture(scope="module")
+def tensorflow_reference(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("one_process_tf"))
+    _one_process("tensorflow", ["train", "sentiment", *SMALL, *EPOCHS, "--output", out])
+    return out
+
+
+def test_bad_cluster_arguments_name_the_problem_and_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    for name in cluster.JAX_ENVIRONMENT + ("KERASTUNER_ORACLE_IP",):
+        monkeypatch.delenv(name, raising=False)
+    out = str(tmp_path / "run")
+    assert main(["train", "sentiment", *SMALL, "--strategy", "multi-worker", "--output", out]) == 2
+    assert "--strategy multi-worker needs the TF_CONFIG environment variable" in capsys.readouterr().err
+    assert main(["train", "sentiment", *SMALL, "--num-processes", "2", "--output", out]) == 2
+    assert "--num-processes / --process-id need --coordinator HOST:PORT" in capsys.readouterr().err
+    assert main(["train", "sentiment", *SMALL, "--coordinator", "127.0.0.1:1", "--num-processes", "2",
+                 "--process-id", "0", "--output", out]) == 2
+    assert "start a JAX cluster; the backend is tensorflow. Set KERAS_BACKEND=jax" in capsys.readouterr().err
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert main(["train", "sentiment", *SMALL, "--strategy", "multi-worker", "--output", out]) == 2
+    assert "TF_CONFIG is not valid JSON" in capsys.readouterr().err
+
+    with pytest.raises(cluster.ClusterConfigError, match="Set KERAS_BACKEND=tensorflow, or on JAX pass --coordinator"):
+        cluster.check_cluster_arguments("jax", "multi-worker", None, environ={})
+    with pytest.raises(cluster.ClusterConfigError, match="--process-id must be in 0..1"):
+        cluster.jax_cluster_options("127.0.0.1:5", 2, 2, environ={})
+    with pytest.raises(cluster.ClusterConfigError, match="must be HOST:PORT"):
+        cluster.jax_cluster_options("localhost", 2, 0, environ={})
+    with pytest.raises(cluster.ClusterConfigError, match="--coordinator needs --num-processes N"):
+        cluster.jax_cluster_options(None, None, None, environ={"JAX_COORDINATOR_ADDRESS": "127.0.0.1:5"})
+    assert cluster.jax_cluster_options(None, None, None, environ={
+        "JAX_COORDINATOR_ADDRESS": "127.0.0.1:5", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "1"}) == (
+        "127.0.0.1:5", 2, 1)
+    two_workers = {"TF_CONFIG": _tf_config([1, 2], 0)}
+    assert cluster.wants_multi_worker("auto", two_workers)
+    assert not cluster.wants_multi_worker("auto", {"TF_CONFIG": _tf_config([1], 0)})
+    assert not cluster.wants_multi_worker("default", two_workers)
+    with pytest.raises(cluster.ClusterConfigError, match="KERASTUNER_ORACLE_IP.*not supported"):
+        cluster.check_cluster_arguments("tensorflow", "auto", None,
+                                        environ=dict(two_workers, KERASTUNER_ORACLE_IP="127.0.0.1"))
+
+
+def test_keras_internals_that_the_multi_worker_fit_needs_are_still_there():
+    """Fails loudly when Keras or KerasTuner move what keras_gated.tuning.keras_internals patches."""
+    from keras.src.backend.tensorflow import trainer
+    from keras_tuner.src.engine.tuner import Tuner
+
+    assert list(inspect.signature(trainer.TensorFlowTrainer._maybe_symbolic_build).parameters) == [
+        "self", "iterator", "data_batch"]
+    assert callable(trainer.TensorFlowTrainer._symbolic_build)
+    assert list(inspect.signature(trainer.reduce_per_replica).parameters) == ["values", "strategy", "reduction"]
+    assert callable(trainer._collective_all_reduce_multi_worker)
+    assert list(inspect.signature(Tuner._get_checkpoint_fname).parameters) == ["self", "trial_id"]
+
+
+def test_process_shards_put_together_are_the_global_batches():
+    from keras_gated.tasks.batches import ArrayBatches
+
+    rows = np.arange(40)
+    batches = ArrayBatches((rows[:, None], rows), batch_size=8, seed=3, drop_remainder=True)
+    shards = [cluster.ProcessShard(batches, index, 2) for index in range(2)]
+    for epoch in (0, 4):
+        for batches_or_shard in (batches, *shards):
+            batches_or_shard.set_epoch(epoch)
+        assert [len(shard) for shard in shards] == [len(batches)] * 2
+        for step in range(len(batches)):
+            whole = batches[step][1]
+            assert np.array_equal(np.concatenate([shard[step][1] for shard in shards]), whole)
+    with pytest.raises(cluster.ClusterConfigError, match="multiple of the number of processes"):
+        cluster.ProcessShard(batches, 0, 3)[0]
+
+
+@pytest.mark.slow
+def test_two_tensorflow_workers_train_the_model_of_one_process(tmp_path, tensorflow_reference):
+    out = str(tmp_path / "shared")
+    outputs = _finish(_start_tf_workers(["train", "sentiment", *SMALL, *EPOCHS, "--strategy", "multi-worker",
+                                         "--output", out]))
+    assert "MultiWorkerMirroredStrategy over 2 replicas of 2 workers (this is worker-0)" in outputs[0]
+    chief = _check_cluster_run(out, "worker-1", "tensorflow", outputs)
+    assert sorted(os.listdir(os.path.join(out, "logs", "train"))) == ["train", "validation"]
+    _assert_same_model(chief["model"], os.path.join(tensorflow_reference, "best_model.keras"))
+
+
+@pytest.mark.slow
+def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, tensorflow_reference):
+    """SIGKILL one worker after the chief's first backup, stop the other, start both again:
+    they resume after the backed-up epoch and end with the one-process model."""
+    out = str(tmp_path / "shared")
+    arguments = ["train", "sentiment", *SMALL, *EPOCHS, "--output", out]  # auto: TF_CONFIG has 2 workers
+    metadata = os.path.join(out, "backup", "train", "training_metadata.json")
+    processes = _start_tf_workers(arguments)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(metadata) and time.monotonic() < deadline:
+            assert all(process.poll() is None for process in processes), processes[0].communicate()[0][-4000:]
+            time.sleep(0.02)
+        os.kill(processes[1].pid, signal.SIGKILL)
+        # A worker's collective ops fail once a peer stops sending heartbeats;
+        # the procedure does not wait for that: stop every worker, start all.
+        os.kill(processes[0].pid, signal.SIGKILL)
+    finally:
+        for process in processes:
+            process.communicate()
+    with open(metadata) as handle:
+        saved_epoch = json.load(handle)["epoch"]
+    assert saved_epoch < 2
+
+    outputs = _finish(_start_tf_workers(arguments))
+    for output in outputs:
+        assert f"resuming from the backup after epoch {saved_epoch}" in output, output[-3000:]
+    with open(os.path.join(out, "results.json")) as handle:
+        chief = json.load(handle)
+    assert not os.path.exists(metadata)  # Keras removes the backup once fit ends
+    _assert_same_model(chief["model"], os.path.join(tensorflow_reference, "best_model.keras"))
+
+
+@pytest.mark.slow
+def test_two_jax_processes_train_the_model_of_one_process(tmp_path):
+    out = str(tmp_path / "shared")
+    reference = str(tmp_path / "one_process")
+    outputs = _finish(_start_jax_processes(["train", "sentiment", *SMALL, *EPOCHS, "--output", out]))
+    assert "JAX DataParallel over 2 devices of 2 processes (this is process 0)" in outputs[0]
+    chief = _check_cluster_run(out, "process-1", "jax", outputs)
+    _one_process("jax", ["train", "sentiment", *SMALL, *EPOCHS, "--output", reference])
+    _assert_same_model(chief["model"], os.path.join(reference, "best_model.keras"))
+
+
+@pytest.mark.slow
+def test_search_under_a_multi_worker_strategy_runs_every_trial_on_both_workers(tmp_path):
+    out = str(tmp_path / "shared")
+    outputs = _finish(_start_tf_workers(
+        ["tune", "sentiment", *SMALL, "--epochs", "1", "--tuner", "grid", "--hp", "cell=lstm,gru",
+         "--strategy", "multi-worker", "--output", out]))
+    with open(os.path.join(out, "results.json")) as handle:
+        results = json.load(handle)
+    with open(os.path.join(out, "workers", "worker-1.json")) as handle:
+        worker = json.load(handle)
+    assert sorted(row["trial"] for row in results["trials"]) == ["00", "01"]
+    assert results["trained_by_this_run"] == worker["trained_by_this_run"] == ["00", "01"]
+    assert {row["hyperparameters"]["cell"] for row in results["trials"]} == {"lstm", "gru"}
+    assert os.path.exists(os.path.join(out, "best_model.keras"))
+    assert "worker-1 ran trials 00, 01 with the chief" in outputs[1]
