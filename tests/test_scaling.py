@@ -206,6 +206,12 @@ def test_process_shards_put_together_are_the_global_batches():
             assert np.array_equal(np.concatenate([shard[step][1] for shard in shards]), whole)
     with pytest.raises(cluster.ClusterConfigError, match="multiple of the number of processes"):
         cluster.ProcessShard(batches, 0, 3)[0]
+    # A last, smaller batch is kept when it splits evenly, left out otherwise.
+    for count, steps in ((42, 6), (43, 5)):
+        uneven = ArrayBatches(np.arange(count), batch_size=8, seed=3)
+        assert len(uneven) == 6
+        assert len(cluster.ProcessShard(uneven, 1, 2)) == steps
+        assert len(cluster.ProcessShard(uneven, 1, 2)[steps - 1]) == (1 if count == 42 else 4)
 
 
 @pytest.mark.slow

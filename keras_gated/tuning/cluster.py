@@ -262,6 +262,9 @@ class ProcessShard(EpochBatches):
     Process `index` of `count` takes rows `[index * b, (index + 1) * b)` of
     each global batch of `batch_size = count * b` examples, so the batches
     of all processes put together are the one-process batches, in order.
+    A last, smaller batch that does not split evenly over the processes is
+    left out of every epoch (JAX assembles a global batch from equal local
+    slices); one that does, such as 20 rows over 2 processes, is kept.
 
     Args:
         batches: The `EpochBatches` of the global batches (the one-process run's).
@@ -274,7 +277,18 @@ class ProcessShard(EpochBatches):
         self.count = int(count)
         super().__init__(batches.batch_order)
 
+    def __len__(self):
+        steps = len(self.batch_order)
+        order = self.batch_order
+        if steps and (order.count - (steps - 1) * order.batch_size) % self.count and (
+            order.count < steps * order.batch_size
+        ):
+            return steps - 1
+        return steps
+
     def rows(self, batch):
+        if not 0 <= batch < len(self):
+            raise IndexError(f"Batch {batch} of an epoch of {len(self)} batches.")
         rows = super().rows(batch)
         if len(rows) % self.count:
             raise ClusterConfigError(
