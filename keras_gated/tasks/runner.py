@@ -8,6 +8,11 @@ Files of a run, under `--output` (default `runs/TASK`):
     runs/TASK/best_model.keras                             the best model, self-contained
     runs/TASK/results.json                                 trials, best, test metrics
     runs/TASK/tuner-<KERASTUNER_TUNER_ID>.json             trials this process ran
+    runs/TASK/workers/<role>.json                          multi-process training: a non-chief's record
+    runs/TASK/workers/<role>/tuner/                        ... and its oracle (`tune`)
+
+Under `--strategy multi-worker` or a JAX cluster only the chief writes the
+files above; the others write to a temporary directory (docs/scaling.md).
 """
 
 import argparse
