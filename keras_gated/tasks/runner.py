@@ -257,7 +257,9 @@ def _train(task, args, data, hypermodel, strategy, files):
         callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
         verbose=args.verbose,
     )
-    metrics = task.evaluate(model, data, args)
+    # Every process evaluates on the whole test split, with a model of its own
+    # in a JAX cluster (see `cluster.local_copy`).
+    metrics = task.evaluate(cluster.local_copy(model, files.role), data, args)
     # Every process saves (TensorFlow's guide: saving may need all workers);
     # only the chief's file is under --output, the others' are removed.
     model_path = files.path("best_model.keras")
@@ -457,10 +459,14 @@ def _export_best_so_far(task, data, args, model_path):
 def _load_trial_model(tuner, trial):
     # A trial checkpoint holds the optimizer state that a freshly built
     # model lacks; Keras warns about it, but only the weights matter here.
+    from keras_gated.tuning import cluster
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         if not cluster_strategy(tuner.distribution_strategy):
-            return tuner.load_model(trial)
+            # In a JAX cluster the chief evaluates alone: a model on its own devices.
+            with cluster.local_scope(cluster.role_of(None)):
+                return tuner.load_model(trial)
         # Under a multi-worker strategy a model built in its scope creates
         # its variables with a broadcast that every worker must join; the
         # chief evaluates and exports alone, so it builds a local model.

@@ -31,6 +31,7 @@ plus `OUTPUT/workers/<role>.json`, the record that they took part. See
 docs/scaling.md.
 """
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -319,6 +320,42 @@ def shard_fit_kwargs(fit_kwargs, role):
             f"{type(x).__name__}, not keras_gated.tasks.batches.EpochBatches. Train it on one process."
         )
     return dict(fit_kwargs, x=ProcessShard(x, role.process_index, role.process_count))
+
+
+def local_scope(role):
+    """A scope in which models get variables on this process's devices alone.
+
+    In a JAX cluster a model built under the global `DataParallel` has
+    variables that span every process, and each computation with them must
+    run on all processes at once. Evaluating or exporting on one process
+    (the chief evaluating the trials of a search), or many small decoding
+    steps, needs a model of its own: `DataParallel` over the local devices.
+    Elsewhere: no change.
+    """
+    if role.engine != "jax":
+        return contextlib.nullcontext()
+    import jax
+    import keras
+
+    return keras.distribution.DataParallel(devices=jax.local_devices()).scope()
+
+
+def local_copy(model, role):
+    """`model` itself, or in a JAX cluster a copy whose variables are on this process's devices.
+
+    The copy is made through a `.keras` file in a temporary directory: the
+    trained weights are the same on every process (replicated), so each
+    process can save them alone.
+    """
+    if role.engine != "jax":
+        return model
+    import keras
+
+    with tempfile.TemporaryDirectory(prefix="keras-gated-local-") as directory:
+        path = os.path.join(directory, "model.keras")
+        model.save(path)
+        with local_scope(role):
+            return keras.saving.load_model(path)
 
 
 class WorkerFiles:
