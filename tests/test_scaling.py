@@ -1,7 +1,7 @@
 """One model trained by several processes on 127.0.0.1: TensorFlow workers (TF_CONFIG) and JAX processes.
 
 Each run is the sentiment sample, 8 units, 36 examples per global batch
-(18 per process), 9 steps per epoch, on CPU; a one-process run with the
+(18 per process), 9 steps per epoch, 2 epochs, on CPU; a one-process run with the
 same global batch is the reference. No network beyond the loopback.
 """
 
@@ -27,7 +27,7 @@ SMALL = [
     "--data", "sample", "--max-examples", "400", "--hp", "units=8", "--hp", "embedding_dim=8",
     "--hp", "cell=lstm", "--batch-size", "36", "--verbose", "2",
 ]
-EPOCHS = ["--epochs", "3"]
+EPOCHS = ["--epochs", "2"]
 # Two workers on two shared CPU cores: minutes at most, never hang a test run.
 TIMEOUT = 240
 
@@ -121,7 +121,7 @@ def _check_cluster_run(out, worker_name, engine, outputs):
     # ended with the same weights (the chief's are the saved model's).
     for record in (chief, worker):
         assert record["cluster"]["engine"] == engine and record["cluster"]["process_count"] == 2
-        assert record["cluster"]["epochs_run"] == 3
+        assert record["cluster"]["epochs_run"] == 2
     assert {chief["cluster"]["process_index"], worker["cluster"]["process_index"]} == {0, 1}
     assert chief["cluster"]["weights_sha256"] == worker["cluster"]["weights_sha256"]
     assert chief["model"] == os.path.join(out, "best_model.keras")
@@ -247,7 +247,7 @@ def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, ten
             process.communicate()
     with open(metadata) as handle:
         saved_epoch = json.load(handle)["epoch"]
-    assert saved_epoch < 2
+    assert saved_epoch < 2  # Keras counts the completed epochs: killed before the last one ended
 
     outputs = _finish(_start_tf_workers(arguments))
     for output in outputs:
