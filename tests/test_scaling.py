@@ -251,6 +251,7 @@ def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, ten
 
     outputs = _finish(_start_tf_workers(arguments))
     for output in outputs:
+        assert "MultiWorkerMirroredStrategy over 2 replicas of 2 workers" in output  # auto chose it
         assert f"resuming from the backup after epoch {saved_epoch}" in output, output[-3000:]
     with open(os.path.join(out, "results.json")) as handle:
         chief = json.load(handle)
