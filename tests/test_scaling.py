@@ -227,8 +227,9 @@ def test_two_tensorflow_workers_train_the_model_of_one_process(tmp_path, tensorf
 
 @pytest.mark.slow
 def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, tensorflow_reference):
-    """SIGKILL one worker after the chief's first backup, stop the other, start both again:
-    they resume after the backed-up epoch and end with the one-process model."""
+    """SIGKILL one worker after the chief's first backup: the other stops with the resume
+    procedure; both started again resume after the backed-up epoch and end with the
+    one-process model."""
     out = str(tmp_path / "shared")
     arguments = ["train", "sentiment", *SMALL, *EPOCHS, "--output", out]  # auto: TF_CONFIG has 2 workers
     metadata = os.path.join(out, "backup", "train", "training_metadata.json")
@@ -239,12 +240,18 @@ def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, ten
             assert all(process.poll() is None for process in processes), processes[0].communicate()[0][-4000:]
             time.sleep(0.02)
         os.kill(processes[1].pid, signal.SIGKILL)
-        # A worker's collective ops fail once a peer stops sending heartbeats;
-        # the procedure does not wait for that: stop every worker, start all.
-        os.kill(processes[0].pid, signal.SIGKILL)
+        # The survivor's collective ops fail once the dead worker stops sending
+        # heartbeats (seconds); it exits with the procedure.
+        survivor = processes[0].communicate(timeout=TIMEOUT)[0]
     finally:
         for process in processes:
+            if process.poll() is None:
+                process.kill()
             process.communicate()
+    assert processes[1].returncode == -signal.SIGKILL
+    assert processes[0].returncode == 2, survivor[-4000:]
+    assert "worker-0: another worker of the cluster stopped" in survivor
+    assert "start all of them again with the same commands" in survivor
     with open(metadata) as handle:
         saved_epoch = json.load(handle)["epoch"]
     assert saved_epoch < 2  # Keras counts the completed epochs: killed before the last one ended

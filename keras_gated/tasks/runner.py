@@ -251,12 +251,13 @@ def _train(task, args, data, hypermodel, strategy, files):
     backup = _backup_and_restore(task, args, values, files)
     fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
     fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
-    history = model.fit(
-        **fit_kwargs,
-        epochs=args.epochs,
-        callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
-        verbose=args.verbose,
-    )
+    with cluster.peer_failures_explained(files.role, files.shared_path("backup", "train")):
+        history = model.fit(
+            **fit_kwargs,
+            epochs=args.epochs,
+            callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
+            verbose=args.verbose,
+        )
     # Every process evaluates on the whole test split, with a model of its own
     # in a JAX cluster (see `cluster.local_copy`).
     metrics = task.evaluate(cluster.local_copy(model, files.role), data, args)

@@ -249,6 +249,34 @@ def role_of(strategy):
     return SINGLE_PROCESS
 
 
+@contextlib.contextmanager
+def peer_failures_explained(role, backup_dir):
+    """Turns TensorFlow's error for a dead worker into `TrainingFailedError` with the resume procedure.
+
+    When a worker dies, the collective ops of the others fail once it stops
+    sending heartbeats (`tf.errors.UnavailableError`, a few seconds later).
+    """
+    if role.engine != "tensorflow":
+        yield
+        return
+    import tensorflow as tf
+
+    from keras_gated.tasks import TrainingFailedError
+
+    try:
+        yield
+    except tf.errors.UnavailableError as error:
+        # "... Collective ops is aborted by: Error reported from /job:worker/task:1: The following
+        # tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1 ..."
+        lines = str(error.message).strip().splitlines()
+        cause = " ".join(lines[:2]).split("aborted by: ")[-1][:300]
+        raise TrainingFailedError(
+            f"{role.name}: another worker of the cluster stopped ({cause}). Stop every worker that still "
+            f"runs, then start all of them again with the same commands: training resumes after the last "
+            f"epoch in the chief's backup ({backup_dir}). See docs/scaling.md."
+        ) from None
+
+
 def _is_multi_worker_strategy(strategy):
     if strategy is None or not type(strategy).__module__.startswith("tensorflow"):
         return False
