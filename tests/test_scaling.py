@@ -112,7 +112,7 @@ def _assert_same_model(path, reference_path):
         np.testing.assert_allclose(trained, expected, rtol=1e-3, atol=1e-4)
 
 
-def _check_cluster_run(out, worker_name, engine, outputs):
+def _check_cluster_run(out, worker_name, engine, outputs, epochs=2):
     with open(os.path.join(out, "results.json")) as handle:
         chief = json.load(handle)
     with open(os.path.join(out, "workers", f"{worker_name}.json")) as handle:
@@ -121,7 +121,7 @@ def _check_cluster_run(out, worker_name, engine, outputs):
     # ended with the same weights (the chief's are the saved model's).
     for record in (chief, worker):
         assert record["cluster"]["engine"] == engine and record["cluster"]["process_count"] == 2
-        assert record["cluster"]["epochs_run"] == 2
+        assert record["cluster"]["epochs_run"] == epochs
     assert {chief["cluster"]["process_index"], worker["cluster"]["process_index"]} == {0, 1}
     assert chief["cluster"]["weights_sha256"] == worker["cluster"]["weights_sha256"]
     assert chief["model"] == os.path.join(out, "best_model.keras")
@@ -215,43 +215,15 @@ def test_process_shards_put_together_are_the_global_batches():
 
 
 @pytest.mark.slow
-def test_two_tensorflow_workers_train_the_model_of_one_process(tmp_path, tensorflow_reference):
-    out = str(tmp_path / "shared")
-    outputs = _finish(_start_tf_workers(["train", "sentiment", *SMALL, *EPOCHS, "--strategy", "multi-worker",
-                                         "--output", out]))
-    assert "MultiWorkerMirroredStrategy over 2 replicas of 2 workers (this is worker-0)" in outputs[0]
-    chief = _check_cluster_run(out, "worker-1", "tensorflow", outputs)
-    assert sorted(os.listdir(os.path.join(out, "logs", "train"))) == ["train", "validation"]
-    _assert_same_model(chief["model"], os.path.join(tensorflow_reference, "best_model.keras"))
-
-
-@pytest.mark.slow
-def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, tensorflow_reference):
-    """SIGKILL one worker after the chief's first backup: the other stops with the resume
-    procedure; both started again resume after the backed-up epoch and end with the
-    one-process model."""
+def test_two_tensorflow_workers_killed_one_restarted_train_the_model_of_one_process(tmp_path, tensorflow_reference):
+    """Two MultiWorkerMirroredStrategy workers; SIGKILL one after the chief's first backup:
+    the other stops with the resume procedure; both started again (the same command,
+    --strategy auto) resume after the backed-up epoch, both take part, only the chief
+    writes under --output, and its model is the one-process model."""
     out = str(tmp_path / "shared")
     arguments = ["train", "sentiment", *SMALL, *EPOCHS, "--output", out]  # auto: TF_CONFIG has 2 workers
     metadata = os.path.join(out, "backup", "train", "training_metadata.json")
-    processes = _start_tf_workers(arguments)
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        while not os.path.exists(metadata) and time.monotonic() < deadline:
-            assert all(process.poll() is None for process in processes), processes[0].communicate()[0][-4000:]
-            time.sleep(0.02)
-        os.kill(processes[1].pid, signal.SIGKILL)
-        # The survivor's collective ops fail once the dead worker stops sending
-        # heartbeats (seconds); it exits with the procedure.
-        survivor = processes[0].communicate(timeout=TIMEOUT)[0]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
-    assert processes[1].returncode == -signal.SIGKILL
-    assert processes[0].returncode == 2, survivor[-4000:]
-    assert "worker-0: another worker of the cluster stopped" in survivor
-    assert "start all of them again with the same commands" in survivor
+    _kill_worker_when(metadata, _start_tf_workers(arguments))
     with open(metadata) as handle:
         saved_epoch = json.load(handle)["epoch"]
     assert saved_epoch < 2  # Keras counts the completed epochs: killed before the last one ended
@@ -260,8 +232,8 @@ def test_killed_tensorflow_worker_the_cluster_restarts_and_resumes(tmp_path, ten
     for output in outputs:
         assert "MultiWorkerMirroredStrategy over 2 replicas of 2 workers" in output  # auto chose it
         assert f"resuming from the backup after epoch {saved_epoch}" in output, output[-3000:]
-    with open(os.path.join(out, "results.json")) as handle:
-        chief = json.load(handle)
+    chief = _check_cluster_run(out, "worker-1", "tensorflow", outputs, epochs=2 - saved_epoch)
+    assert sorted(os.listdir(os.path.join(out, "logs", "train"))) == ["train", "validation"]
     assert not os.path.exists(metadata)  # Keras removes the backup once fit ends
     _assert_same_model(chief["model"], os.path.join(tensorflow_reference, "best_model.keras"))
 
@@ -277,18 +249,48 @@ def test_two_jax_processes_train_the_model_of_one_process(tmp_path):
     _assert_same_model(chief["model"], os.path.join(reference, "best_model.keras"))
 
 
+def _kill_worker_when(path, processes):
+    """SIGKILLs worker 1 once `path` exists; returns the output of worker 0, which must stop by itself."""
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            assert all(process.poll() is None for process in processes), processes[0].communicate()[0][-4000:]
+            time.sleep(0.02)
+        os.kill(processes[1].pid, signal.SIGKILL)
+        # The survivor's collective ops fail once the dead worker stops sending
+        # heartbeats (seconds); it exits with the procedure.
+        survivor = processes[0].communicate(timeout=TIMEOUT)[0]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    assert processes[1].returncode == -signal.SIGKILL
+    assert processes[0].returncode == 2, survivor[-4000:]
+    assert "worker-0: another worker of the cluster stopped" in survivor
+    assert "start all of them again with the same commands" in survivor
+    return survivor
+
+
 @pytest.mark.slow
-def test_search_under_a_multi_worker_strategy_runs_every_trial_on_both_workers(tmp_path):
+def test_search_under_a_multi_worker_strategy_resumes_after_a_worker_dies(tmp_path):
+    """Both workers train every trial together; worker 1 is killed in the second trial, the
+    restarted cluster trains that trial only (every oracle starts from the chief's)."""
     out = str(tmp_path / "shared")
-    outputs = _finish(_start_tf_workers(
-        ["tune", "sentiment", *SMALL, "--epochs", "1", "--tuner", "grid", "--hp", "cell=lstm,gru",
-         "--strategy", "multi-worker", "--output", out]))
+    arguments = ["tune", "sentiment", *SMALL, "--epochs", "1", "--tuner", "grid", "--hp", "cell=lstm,gru",
+                 "--strategy", "multi-worker", "--output", out]
+    survivor = _kill_worker_when(os.path.join(out, "tuner", "sentiment", "trial_01", "trial.json"),
+                                 _start_tf_workers(arguments))
+    assert "the search resumes at trial 01" in survivor
+    outputs = _finish(_start_tf_workers(arguments))
     with open(os.path.join(out, "results.json")) as handle:
         results = json.load(handle)
     with open(os.path.join(out, "workers", "worker-1.json")) as handle:
         worker = json.load(handle)
     assert sorted(row["trial"] for row in results["trials"]) == ["00", "01"]
-    assert results["trained_by_this_run"] == worker["trained_by_this_run"] == ["00", "01"]
+    assert results["failed_trials"] == []
+    assert results["trained_by_this_run"] == worker["trained_by_this_run"] == ["01"]
     assert {row["hyperparameters"]["cell"] for row in results["trials"]} == {"lstm", "gru"}
     assert os.path.exists(os.path.join(out, "best_model.keras"))
-    assert "worker-1 ran trials 00, 01 with the chief" in outputs[1]
+    assert "worker-1 ran trials 01 with the chief" in outputs[1]
+    assert os.listdir(os.path.join(out, "workers")) == ["worker-1.json"]  # its oracle was temporary

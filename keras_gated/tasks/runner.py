@@ -9,7 +9,6 @@ Files of a run, under `--output` (default `runs/TASK`):
     runs/TASK/results.json                                 trials, best, test metrics
     runs/TASK/tuner-<KERASTUNER_TUNER_ID>.json             trials this process ran
     runs/TASK/workers/<role>.json                          multi-process training: a non-chief's record
-    runs/TASK/workers/<role>/tuner/                        ... and its oracle (`tune`)
 
 Under `--strategy multi-worker` or a JAX cluster only the chief writes the
 files above; the others write to a temporary directory (docs/scaling.md).
@@ -251,7 +250,8 @@ def _train(task, args, data, hypermodel, strategy, files):
     backup = _backup_and_restore(task, args, values, files)
     fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
     fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
-    with cluster.peer_failures_explained(files.role, files.shared_path("backup", "train")):
+    resumes = f"training resumes after the last epoch in the chief's backup ({files.shared_path('backup', 'train')})"
+    with cluster.peer_failures_explained(files.role, resumes):
         history = model.fit(
             **fit_kwargs,
             epochs=args.epochs,
@@ -373,15 +373,23 @@ def _tune(task, args, data, hypermodel, strategy, files):
     is_chief = distributed and "chief" in tuner_id
     if args.tuner == "grid":
         hypermodel.space.fix_defaults()
+    if files.role.engine == "tensorflow" and args.tuner == "hyperband":
+        raise cluster.ClusterConfigError(
+            "--tuner hyperband under a multi-worker strategy: Hyperband continues trials from "
+            "checkpoints that KerasTuner keeps on the chief only. Use --tuner random, bayesian or grid."
+        )
+    tuner_dir = files.path("tuner")
+    if not files.role.writes_shared_files:
+        # Every process of the cluster runs the same trials together, each with
+        # its own oracle, which starts from a copy of the chief's (resume).
+        cluster.copy_chief_state(files.shared_path("tuner", args.project_name),
+                                 os.path.join(tuner_dir, args.project_name))
+    cluster.barrier(strategy, files.role)
     tuner = make_tuner(
         args.tuner,
         hypermodel,
         task.objective,
-        # Under a multi-process strategy every process runs the same trials
-        # together, each with its own oracle (same seed, same scores); a
-        # non-chief keeps its oracle in OUTPUT/workers/<role>/tuner, which
-        # lasts, so that a restarted cluster resumes the same trial.
-        directory=files.state_path("tuner"),
+        directory=tuner_dir,
         project_name=args.project_name,
         max_trials=args.max_trials,
         distribution_strategy=strategy,

@@ -249,19 +249,31 @@ def role_of(strategy):
     return SINGLE_PROCESS
 
 
+def _worker_lost_error():
+    import keras_tuner
+
+    from keras_gated.tasks import TrainingFailedError
+
+    class WorkerLostError(TrainingFailedError, keras_tuner.errors.FatalError):
+        """Another worker of the cluster died. A KerasTuner `FatalError` as well: the
+        search stops at once, the trial stays RUNNING and a resumed search trains it again,
+        rather than recording it as failed."""
+
+    return WorkerLostError
+
+
 @contextlib.contextmanager
-def peer_failures_explained(role, backup_dir):
-    """Turns TensorFlow's error for a dead worker into `TrainingFailedError` with the resume procedure.
+def peer_failures_explained(role, resumes):
+    """Turns TensorFlow's error for a dead worker into a `TrainingFailedError` with the procedure.
 
     When a worker dies, the collective ops of the others fail once it stops
     sending heartbeats (`tf.errors.UnavailableError`, a few seconds later).
+    `resumes` says what a restart resumes (e.g. the chief's backup).
     """
     if role.engine != "tensorflow":
         yield
         return
     import tensorflow as tf
-
-    from keras_gated.tasks import TrainingFailedError
 
     try:
         yield
@@ -270,10 +282,9 @@ def peer_failures_explained(role, backup_dir):
         # tasks are unhealthy (stopped sending heartbeats):\n/job:worker/replica:0/task:1 ..."
         lines = str(error.message).strip().splitlines()
         cause = " ".join(lines[:2]).split("aborted by: ")[-1][:300]
-        raise TrainingFailedError(
+        raise _worker_lost_error()(
             f"{role.name}: another worker of the cluster stopped ({cause}). Stop every worker that still "
-            f"runs, then start all of them again with the same commands: training resumes after the last "
-            f"epoch in the chief's backup ({backup_dir}). See docs/scaling.md."
+            f"runs, then start all of them again with the same commands: {resumes}. See docs/scaling.md."
         ) from None
 
 
@@ -403,13 +414,6 @@ class WorkerFiles:
         """`OUTPUT/parts...` on the chief, `TEMP/parts...` elsewhere."""
         return os.path.join(self.root, *parts)
 
-    def state_path(self, *parts):
-        """State that must outlive the process (a tuner's oracle): `OUTPUT/parts...` on the
-        chief, `OUTPUT/workers/<role>/parts...` elsewhere."""
-        if self.role.writes_shared_files:
-            return os.path.join(self.output, *parts)
-        return os.path.join(self.output, "workers", self.role.name, *parts)
-
     def shared_path(self, *parts):
         """`OUTPUT/parts...` on every process (read, e.g. the chief's backup)."""
         return os.path.join(self.output, *parts)
@@ -425,6 +429,32 @@ class WorkerFiles:
         if not self.role.writes_shared_files:
             shutil.rmtree(self.root, ignore_errors=True)
         return False
+
+
+def barrier(strategy, role):
+    """Returns once every process of the cluster has called it (no-op on one process)."""
+    if role.engine == "tensorflow":
+        import tensorflow as tf
+
+        strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
+    elif role.engine == "jax":
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("keras-gated barrier")
+
+
+def copy_chief_state(chief_dir, worker_dir):
+    """Makes `worker_dir` a copy of `chief_dir` (or absent, when the chief has none).
+
+    A non-chief's KerasTuner oracle starts from the chief's: after a restart
+    every process then resumes at the same trial, even when a worker died
+    before recording the end of a trial that the chief recorded. Call it
+    before `barrier`, which the chief passes before it writes anything.
+    """
+    if os.path.isdir(worker_dir):
+        shutil.rmtree(worker_dir)
+    if os.path.isdir(chief_dir):
+        shutil.copytree(chief_dir, worker_dir)
 
 
 def seed_backup_from_chief(chief_backup, worker_backup, run_stamp):
