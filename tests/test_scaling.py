@@ -173,6 +173,13 @@ def test_bad_cluster_arguments_name_the_problem_and_the_fix(tmp_path, capsys, mo
     assert cluster.wants_multi_worker("auto", two_workers)
     assert not cluster.wants_multi_worker("auto", {"TF_CONFIG": _tf_config([1], 0)})
     assert not cluster.wants_multi_worker("default", two_workers)
+    two_tf_workers = cluster.ClusterRole("tensorflow", "worker-0", 0, 2, True)
+    with pytest.raises(cluster.ClusterConfigError, match="--batch-size 35 .* 2 replicas of 2 processes: use a multiple of 2"):
+        cluster.check_global_batch(35, 2, two_tf_workers)
+    cluster.check_global_batch(35, 1, cluster.SINGLE_PROCESS)
+    with pytest.raises(cluster.ClusterConfigError, match="--tuner hyperband under a multi-worker strategy"):
+        cluster.check_tuner_kind("hyperband", two_tf_workers)
+    cluster.check_tuner_kind("hyperband", cluster.SINGLE_PROCESS)
     with pytest.raises(cluster.ClusterConfigError, match="KERASTUNER_ORACLE_IP.*not supported"):
         cluster.check_cluster_arguments("tensorflow", "auto", None,
                                         environ=dict(two_workers, KERASTUNER_ORACLE_IP="127.0.0.1"))

@@ -204,11 +204,7 @@ def run(task, command, args):
         import jax
 
         args.replicas = len(jax.devices())
-    if role.is_distributed and args.batch_size % args.replicas:
-        raise cluster.ClusterConfigError(
-            f"--batch-size {args.batch_size} (the global batch) does not split over the {args.replicas} "
-            f"replicas of {role.process_count} processes: use a multiple of {args.replicas}."
-        )
+    cluster.check_global_batch(args.batch_size, args.replicas, role)
     set_mixed_precision(args.mixed_precision, strategy)
     data = task.load_data(args)
     hypermodel = task.hypermodel(args, data)
@@ -373,11 +369,7 @@ def _tune(task, args, data, hypermodel, strategy, files):
     is_chief = distributed and "chief" in tuner_id
     if args.tuner == "grid":
         hypermodel.space.fix_defaults()
-    if files.role.engine == "tensorflow" and args.tuner == "hyperband":
-        raise cluster.ClusterConfigError(
-            "--tuner hyperband under a multi-worker strategy: Hyperband continues trials from "
-            "checkpoints that KerasTuner keeps on the chief only. Use --tuner random, bayesian or grid."
-        )
+    cluster.check_tuner_kind(args.tuner, files.role)
     tuner_dir = files.path("tuner")
     if not files.role.writes_shared_files:
         # Every process of the cluster runs the same trials together, each with

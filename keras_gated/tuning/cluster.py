@@ -195,6 +195,24 @@ def check_cluster_arguments(backend, strategy, jax_options, environ=None):
         )
 
 
+def check_global_batch(batch_size, replicas, role):
+    """Raises `ClusterConfigError` when the global batch does not split over a cluster's replicas."""
+    if role.is_distributed and batch_size % replicas:
+        raise ClusterConfigError(
+            f"--batch-size {batch_size} (the global batch) does not split over the {replicas} "
+            f"replicas of {role.process_count} processes: use a multiple of {replicas}."
+        )
+
+
+def check_tuner_kind(kind, role):
+    """Raises `ClusterConfigError` for a tuner that cannot run under `role`'s strategy."""
+    if role.engine == "tensorflow" and kind == "hyperband":
+        raise ClusterConfigError(
+            "--tuner hyperband under a multi-worker strategy: Hyperband continues trials from "
+            "checkpoints that KerasTuner keeps on the chief only. Use --tuner random, bayesian or grid."
+        )
+
+
 def start_jax_cluster(coordinator, num_processes, process_id):
     """Joins the JAX cluster (`jax.distributed.initialize`, through Keras); call before any JAX work."""
     import keras
