@@ -221,7 +221,7 @@ def test_select_strategy_and_mixed_precision():
     strategy = select_strategy(verbose=False)
     assert strategy.num_replicas_in_sync == 1
     assert strategy is tf.distribute.get_strategy()
-    with pytest.raises(ValueError, match="auto, default, mirrored, tpu"):
+    with pytest.raises(ValueError, match="auto, default, mirrored, multi-worker, tpu"):
         select_strategy("gpu")
     assert set_mixed_precision(True) == "mixed_float16"
     assert keras.mixed_precision.global_policy().name == "mixed_float16"

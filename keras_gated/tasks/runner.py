@@ -8,6 +8,10 @@ Files of a run, under `--output` (default `runs/TASK`):
     runs/TASK/best_model.keras                             the best model, self-contained
     runs/TASK/results.json                                 trials, best, test metrics
     runs/TASK/tuner-<KERASTUNER_TUNER_ID>.json             trials this process ran
+    runs/TASK/workers/<role>.json                          multi-process training: a non-chief's record
+
+Under `--strategy multi-worker` or a JAX cluster only the chief writes the
+files above; the others write to a temporary directory (docs/scaling.md).
 """
 
 import argparse
@@ -79,9 +83,27 @@ def add_common_arguments(parser, task, command):
         choices=STRATEGIES,
         default="auto",
         help=(
-            "Distribution: auto = TPU if found, else all GPUs mirrored if several, "
-            "else one device; JAX uses keras.distribution.DataParallel."
+            "Distribution: auto = MultiWorkerMirroredStrategy if TF_CONFIG names several "
+            "workers, else TPU if found, else all GPUs mirrored if several, else one device; "
+            "multi-worker = MultiWorkerMirroredStrategy from TF_CONFIG (TensorFlow, every "
+            "worker runs the same command); JAX uses keras.distribution.DataParallel. "
+            "See docs/scaling.md."
         ),
+    )
+    hardware.add_argument(
+        "--coordinator",
+        default=None,
+        metavar="HOST:PORT",
+        help="JAX cluster: address of process 0, the same on every process "
+             "(default: $JAX_COORDINATOR_ADDRESS); calls jax.distributed.initialize.",
+    )
+    hardware.add_argument(
+        "--num-processes", type=int, default=None,
+        help="JAX cluster: number of processes (default: $JAX_NUM_PROCESSES).",
+    )
+    hardware.add_argument(
+        "--process-id", type=int, default=None,
+        help="JAX cluster: this process's index, 0 to N-1 (default: $JAX_PROCESS_ID).",
     )
     hardware.add_argument("--tpu", default=None, help="TPU name or grpc:// address for TPUClusterResolver.")
     hardware.add_argument(
@@ -161,23 +183,38 @@ def run(task, command, args):
     from keras_gated.tuning.hardware import select_strategy
     from keras_gated.tuning.hardware import set_mixed_precision
 
+    from keras_gated.tuning import cluster
+
     args.output = args.output or os.path.join("runs", task.name)
     args.verbose = _verbosity(args.verbose)
     os.makedirs(args.output, exist_ok=True)
-    keras.utils.set_random_seed(args.seed)
+    jax_options = cluster.jax_cluster_options(args.coordinator, args.num_processes, args.process_id)
+    cluster.check_cluster_arguments(keras.backend.backend(), args.strategy, jax_options)
+    if jax_options is not None:
+        cluster.start_jax_cluster(*jax_options)
+    # First, before any other TensorFlow operation: MultiWorkerMirroredStrategy
+    # configures the collective ops of the process.
     strategy = select_strategy(args.strategy, tpu=args.tpu)
+    role = cluster.role_of(strategy)
+    keras.utils.set_random_seed(args.seed)
     # Tasks read this to keep batches even: Keras under MirroredStrategy fails
     # on a last batch that does not split evenly over the replicas.
     args.replicas = getattr(strategy, "num_replicas_in_sync", 1)
+    if role.engine == "jax":
+        import jax
+
+        args.replicas = len(jax.devices())
+    cluster.check_global_batch(args.batch_size, args.replicas, role)
     set_mixed_precision(args.mixed_precision, strategy)
     data = task.load_data(args)
     hypermodel = task.hypermodel(args, data)
     if args.list_hp:
         print("\n".join(hypermodel.space.describe()))
         return {}
-    if command == "train":
-        return _train(task, args, data, hypermodel, strategy)
-    return _tune(task, args, data, hypermodel, strategy)
+    with cluster.WorkerFiles(args.output, role) as files:
+        if command == "train":
+            return _train(task, args, data, hypermodel, strategy, files)
+        return _tune(task, args, data, hypermodel, strategy, files)
 
 
 def _callbacks(task, args, data, log_dir, fit_kwargs):
@@ -192,8 +229,10 @@ def _callbacks(task, args, data, log_dir, fit_kwargs):
     return seeding + trial_callbacks(log_dir, gate_monitor_sample=sample, describe_batch=describe)
 
 
-def _train(task, args, data, hypermodel, strategy):
+def _train(task, args, data, hypermodel, strategy, files):
     import keras_tuner
+
+    from keras_gated.tuning import cluster
 
     hp = keras_tuner.HyperParameters()
     if strategy is not None:
@@ -203,24 +242,58 @@ def _train(task, args, data, hypermodel, strategy):
         model = hypermodel.build(hp)
     values = dict(hp.values)
     print(f"keras-gated: training {task.name} with {_format_hparams(values)}", flush=True)
-    log_dir = os.path.join(args.output, "logs", "train")
-    backup = _backup_and_restore(task, args, values)
+    log_dir = files.path("logs", "train")
+    backup = _backup_and_restore(task, args, values, files)
     fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
-    model.fit(
-        **fit_kwargs,
-        epochs=args.epochs,
-        callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
-        verbose=args.verbose,
-    )
-    metrics = task.evaluate(model, data, args)
-    model_path = os.path.join(args.output, "best_model.keras")
+    fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
+    resumes = f"training resumes after the last epoch in the chief's backup ({files.shared_path('backup', 'train')})"
+    with cluster.peer_failures_explained(files.role, resumes):
+        history = model.fit(
+            **fit_kwargs,
+            epochs=args.epochs,
+            callbacks=task_callbacks + _callbacks(task, args, data, log_dir, fit_kwargs) + [backup],
+            verbose=args.verbose,
+        )
+    # Every process evaluates on the whole test split, with a model of its own
+    # in a JAX cluster (see `cluster.local_copy`).
+    metrics = task.evaluate(cluster.local_copy(model, files.role), data, args)
+    # Every process saves (TensorFlow's guide: saving may need all workers);
+    # only the chief's file is under --output, the others' are removed.
+    model_path = files.path("best_model.keras")
     task.export(model, data, model_path, args)
     results = {"task": task.name, "hyperparameters": values, **metrics, "model": model_path}
+    if files.role.is_distributed:
+        results["cluster"] = _cluster_record(files.role, model, history)
+    if not files.role.writes_shared_files:
+        _write_json(files.record_path(), results)
+        print(f"keras-gated: {files.role.name} done; the chief writes the model and results "
+              f"({files.record_path()})", flush=True)
+        return results
     results_path = os.path.join(args.output, "results.json")
     _write_json(results_path, results)
     _print_json(results)
     print(_summary(model_path, results_path, os.path.join(args.output, "logs")), flush=True)
     return results
+
+
+def _cluster_record(role, model, history):
+    """What a process of a multi-process run did: its role, steps and a digest of its final weights."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, dtype="float32").tobytes())
+    return {
+        "engine": role.engine,
+        "role": role.name,
+        "process_index": role.process_index,
+        "process_count": role.process_count,
+        "epochs_run": len(history.epoch),
+        "first_epoch": history.epoch[0] if history.epoch else None,
+        "weights_sha256": digest.hexdigest(),
+    }
 
 
 def _split_callbacks(fit_kwargs):
@@ -229,7 +302,7 @@ def _split_callbacks(fit_kwargs):
     return fit_kwargs, list(fit_kwargs.pop("callbacks", ()))
 
 
-def _backup_and_restore(task, args, values):
+def _backup_and_restore(task, args, values, files):
     """`keras.callbacks.BackupAndRestore` in `OUTPUT/backup/train`.
 
     Killed mid-fit, the same command resumes after the last completed epoch.
@@ -240,13 +313,26 @@ def _backup_and_restore(task, args, values):
     and the dropout seed counters are functions of (seed, epoch) set by
     `keras_gated.tasks.batches.EpochSeeding`, so a seeded resumed run ends
     with the model of an uninterrupted one.
+
+    In a multi-process run only the chief keeps its backup there; every
+    other process backs up to its temporary directory, first seeded with a
+    copy of the chief's backup of the same run, so that all restart from
+    the same epoch when the whole cluster is started again.
     """
     import shutil
 
     import keras
 
-    backup_dir = os.path.join(args.output, "backup", "train")
+    from keras_gated.tuning import cluster
+
+    backup_dir = files.path("backup", "train")
     run = {"task": task.name, "hyperparameters": values, "batch_size": args.batch_size, "seed": args.seed}
+    run = json.loads(json.dumps(run, default=_jsonable))
+    if not files.role.writes_shared_files:
+        if cluster.seed_backup_from_chief(files.shared_path("backup", "train"), backup_dir, run):
+            _say_resuming(backup_dir)
+        os.makedirs(backup_dir, exist_ok=True)
+        return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)
     stamp = os.path.join(backup_dir, "run.json")
     if os.path.isdir(backup_dir):
         try:
@@ -254,22 +340,27 @@ def _backup_and_restore(task, args, values):
                 previous = json.load(handle)
         except (OSError, json.JSONDecodeError):
             previous = None
-        if previous != json.loads(json.dumps(run, default=_jsonable)):
+        if previous != run:
             print(f"keras-gated: removing the backup of another run in {backup_dir}", flush=True)
             shutil.rmtree(backup_dir)
         else:
-            try:
-                with open(os.path.join(backup_dir, "training_metadata.json")) as handle:
-                    epoch = json.load(handle)["epoch"]
-                print(f"keras-gated: resuming from the backup after epoch {epoch} in {backup_dir}", flush=True)
-            except (OSError, json.JSONDecodeError, KeyError):
-                pass
+            _say_resuming(backup_dir)
     os.makedirs(backup_dir, exist_ok=True)
     _write_json(stamp, run)
     return keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=True)
 
 
-def _tune(task, args, data, hypermodel, strategy):
+def _say_resuming(backup_dir):
+    try:
+        with open(os.path.join(backup_dir, "training_metadata.json")) as handle:
+            epoch = json.load(handle)["epoch"]
+        print(f"keras-gated: resuming from the backup after epoch {epoch} in {backup_dir}", flush=True)
+    except (OSError, json.JSONDecodeError, KeyError):
+        pass
+
+
+def _tune(task, args, data, hypermodel, strategy, files):
+    from keras_gated.tuning import cluster
     from keras_gated.tuning.tuners import completed_trials
     from keras_gated.tuning.tuners import make_tuner
 
@@ -278,11 +369,19 @@ def _tune(task, args, data, hypermodel, strategy):
     is_chief = distributed and "chief" in tuner_id
     if args.tuner == "grid":
         hypermodel.space.fix_defaults()
+    cluster.check_tuner_kind(args.tuner, files.role)
+    tuner_dir = files.path("tuner")
+    if not files.role.writes_shared_files:
+        # Every process of the cluster runs the same trials together, each with
+        # its own oracle, which starts from a copy of the chief's (resume).
+        cluster.copy_chief_state(files.shared_path("tuner", args.project_name),
+                                 os.path.join(tuner_dir, args.project_name))
+    cluster.barrier(strategy, files.role)
     tuner = make_tuner(
         args.tuner,
         hypermodel,
         task.objective,
-        directory=os.path.join(args.output, "tuner"),
+        directory=tuner_dir,
         project_name=args.project_name,
         max_trials=args.max_trials,
         distribution_strategy=strategy,
@@ -291,14 +390,14 @@ def _tune(task, args, data, hypermodel, strategy):
         executions_per_trial=args.executions_per_trial,
         max_epochs=args.max_epochs or args.epochs,
     )
-    model_path = os.path.join(args.output, "best_model.keras")
-    if not distributed:
+    model_path = files.path("best_model.keras")
+    if not distributed and files.role.writes_shared_files:
         tuner.trial_end_hooks.append(_export_best_so_far(task, data, args, model_path))
-    log_dir = os.path.join(args.output, "logs")
+    log_dir = files.path("logs")
     try:
         from keras_gated.tuning.tuners import write_hparams_config
 
-        if not distributed or is_chief:
+        if (not distributed or is_chief) and files.role.writes_shared_files:
             write_hparams_config(
                 log_dir,
                 hypermodel.space,
@@ -318,6 +417,7 @@ def _tune(task, args, data, hypermodel, strategy):
 
     try:
         fit_kwargs, task_callbacks = _split_callbacks(task.fit_kwargs(args, data))
+        fit_kwargs = cluster.shard_fit_kwargs(fit_kwargs, files.role)
         tuner.search(
             **fit_kwargs,
             epochs=args.epochs,
@@ -334,7 +434,17 @@ def _tune(task, args, data, hypermodel, strategy):
         _write_json(os.path.join(args.output, f"tuner-{tuner_id}.json"), record)
         print(f"keras-gated: {tuner_id} ran trials {', '.join(tuner.trials_run) or '(none)'}")
         return record
-    return _report(task, args, data, hypermodel, tuner, completed_trials(tuner), model_path)
+    if not files.role.writes_shared_files:
+        # The chief alone evaluates the trials and exports the best model.
+        record = {"task": task.name, "trained_by_this_run": list(tuner.trials_run),
+                  "cluster": {"engine": files.role.engine, "role": files.role.name,
+                              "process_index": files.role.process_index,
+                              "process_count": files.role.process_count}}
+        _write_json(files.record_path(), record)
+        print(f"keras-gated: {files.role.name} ran trials {', '.join(tuner.trials_run) or '(none)'} "
+              f"with the chief ({files.record_path()})", flush=True)
+        return record
+    return _report(task, args, data, hypermodel, tuner, completed_trials(tuner), model_path, files)
 
 
 def _export_best_so_far(task, data, args, model_path):
@@ -350,12 +460,32 @@ def _export_best_so_far(task, data, args, model_path):
 def _load_trial_model(tuner, trial):
     # A trial checkpoint holds the optimizer state that a freshly built
     # model lacks; Keras warns about it, but only the weights matter here.
+    from keras_gated.tuning import cluster
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-        return tuner.load_model(trial)
+        if not cluster_strategy(tuner.distribution_strategy):
+            # In a JAX cluster the chief evaluates alone: a model on its own devices.
+            with cluster.local_scope(cluster.role_of(None)):
+                return tuner.load_model(trial)
+        # Under a multi-worker strategy a model built in its scope creates
+        # its variables with a broadcast that every worker must join; the
+        # chief evaluates and exports alone, so it builds a local model.
+        from keras_gated.tuning.keras_internals import trial_checkpoint_path
+
+        model = tuner.hypermodel.build(trial.hyperparameters)
+        model.load_weights(trial_checkpoint_path(tuner, trial.trial_id))
+        return model
 
 
-def _report(task, args, data, hypermodel, tuner, trials, model_path):
+def cluster_strategy(strategy):
+    """Whether `strategy` trains over several processes (MultiWorkerMirroredStrategy)."""
+    from keras_gated.tuning import cluster
+
+    return cluster.role_of(strategy).engine == "tensorflow"
+
+
+def _report(task, args, data, hypermodel, tuner, trials, model_path, files):
     objective = _metric(task.objective)
     rows = []
     for trial in trials:
@@ -387,6 +517,10 @@ def _report(task, args, data, hypermodel, tuner, trials, model_path):
         # Trials this process trained; fewer than `trials` after a resume.
         "trained_by_this_run": list(tuner.trials_run),
     }
+    if files.role.is_distributed:
+        results["cluster"] = {"engine": files.role.engine, "role": files.role.name,
+                              "process_index": files.role.process_index,
+                              "process_count": files.role.process_count}
     _write_json(os.path.join(args.output, "results.json"), results)
     print(format_table(rows, objective, task.metric_names))
     print(

@@ -6,12 +6,18 @@
   `TPUClusterResolver` finds a TPU (on a Cloud TPU VM, or with `tpu=` /
   the `TPU_NAME` environment variable), `tf.distribute.MirroredStrategy`
   when there are several GPUs (or several logical CPU devices and
-  `prefer="mirrored"`), the default strategy otherwise. The strategy is
+  `prefer="mirrored"`), `tf.distribute.MultiWorkerMirroredStrategy` from
+  `TF_CONFIG` with `prefer="multi-worker"` (or "auto" when `TF_CONFIG`
+  names several workers; see `keras_gated.tuning.cluster`), the default
+  strategy otherwise. The strategy is
   given to the tuner (`distribution_strategy=`) or used as
   `with strategy.scope(): model = build()`.
 * JAX backend: sets `keras.distribution.DataParallel` over all devices as
   the global distribution when there is more than one, and returns None
-  (the tuner takes no strategy on JAX).
+  (the tuner takes no strategy on JAX). In a JAX cluster (several
+  processes, `keras_gated.tuning.cluster.start_jax_cluster`) the devices
+  are those of all processes and each process feeds its own slice of the
+  batches (`auto_shard_dataset=False`).
 * PyTorch backend: None (single device).
 
 `set_mixed_precision(True)` sets the "mixed_bfloat16" policy on TPU and
@@ -22,7 +28,7 @@ import os
 
 import keras
 
-STRATEGIES = ("auto", "default", "mirrored", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker", "tpu")
 
 
 def _find_tpu(tpu=None):
@@ -45,9 +51,11 @@ def select_strategy(prefer="auto", tpu=None, verbose=True):
     """Returns the distribution strategy for this machine (see module doc).
 
     Args:
-        prefer: "auto" (TPU, else several GPUs mirrored, else default),
-            "default", "mirrored" (all GPUs, or all logical CPU devices when
-            there is no GPU) or "tpu" (raise if none is found).
+        prefer: "auto" (several workers in TF_CONFIG: multi-worker; else
+            TPU, else several GPUs mirrored, else default), "default",
+            "mirrored" (all GPUs, or all logical CPU devices when there is
+            no GPU), "multi-worker" (MultiWorkerMirroredStrategy from
+            TF_CONFIG) or "tpu" (raise if none is found).
         tpu: TPU name or address for `TPUClusterResolver` (optional).
         verbose: Print which strategy was chosen.
 
@@ -57,11 +65,23 @@ def select_strategy(prefer="auto", tpu=None, verbose=True):
     if prefer not in STRATEGIES:
         raise ValueError(f"Unknown `prefer`: {prefer!r}. Accepted values: {', '.join(STRATEGIES)}.")
     backend = keras.backend.backend()
+    from keras_gated.tuning import cluster
+
+    cluster.check_cluster_arguments(backend, prefer, None)
     if backend == "jax":
         import jax
 
         devices = jax.devices()
-        if len(devices) > 1 and prefer != "default":
+        if jax.process_count() > 1:
+            # Each process feeds its slice of every global batch
+            # (keras_gated.tuning.cluster.ProcessShard), so Keras must not
+            # shard the data again.
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=devices, auto_shard_dataset=False)
+            )
+            _say(verbose, f"JAX DataParallel over {len(devices)} devices of {jax.process_count()} processes "
+                          f"(this is process {jax.process_index()})")
+        elif len(devices) > 1 and prefer != "default":
             keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
             _say(verbose, f"JAX DataParallel over {len(devices)} devices")
         else:
@@ -70,6 +90,13 @@ def select_strategy(prefer="auto", tpu=None, verbose=True):
     if backend != "tensorflow":
         _say(verbose, f"{backend} backend: single device")
         return None
+
+    if cluster.wants_multi_worker(prefer):
+        strategy = cluster.multi_worker_strategy()
+        role = cluster.role_of(strategy)
+        _say(verbose, f"MultiWorkerMirroredStrategy over {strategy.num_replicas_in_sync} replicas of "
+                      f"{role.process_count} workers (this is {role.name})")
+        return strategy
 
     import tensorflow as tf
 

@@ -48,8 +48,12 @@ class _GatedTunerMixin:
         if not any(isinstance(cb, StopOnNonFiniteLoss) for cb in callbacks):
             callbacks.append(StopOnNonFiniteLoss())
         kwargs["callbacks"] = [_for_trial(cb, trial.trial_id) for cb in callbacks]
+        from keras_gated.tuning import cluster
+
         try:
-            return super().run_trial(trial, *args, **kwargs)
+            resumes = f"the search resumes at trial {trial.trial_id}"
+            with cluster.peer_failures_explained(cluster.role_of(self.distribution_strategy), resumes):
+                return super().run_trial(trial, *args, **kwargs)
         except NonFiniteLossError as error:
             # KerasTuner marks a trial that raises FailedTrialError as FAILED:
             # it gets no score and is never the best trial.

@@ -104,7 +104,7 @@ class LanguageModelTask(Task):
         if getattr(args, "replicas", 1) > 1:
             raise DataError(
                 "The lm task trains stateful layers on one device; use --strategy default "
-                f"(this machine offers {args.replicas} replicas)."
+                f"on one process (this run has {args.replicas} replicas)."
             )
         if args.batch_size < 1:
             raise DataError(f"--batch-size must be at least 1; got {args.batch_size}.")
