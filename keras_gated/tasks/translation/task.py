@@ -9,6 +9,7 @@ from keras_gated.tasks.base import Task
 from keras_gated.tasks.common import DataError
 from keras_gated.tasks.translation.data import load_pairs
 from keras_gated.tasks.translation.data import make_train_batches
+from keras_gated.tasks.translation.data import padding_report
 from keras_gated.tasks.translation.data import prepare_data
 from keras_gated.tasks.translation.data import split_pairs
 from keras_gated.tasks.translation.model import TranslationHyperModel
@@ -127,7 +128,7 @@ class TranslationTask(Task):
             "max_pairs": args.max_pairs, "val_fraction": args.val_fraction,
             "test_fraction": args.test_fraction, "seed": args.seed,
         }
-        make_train_batches(data, args.batch_size, args.seed)
+        make_train_batches(data, args.batch_size, args.seed, args.bucket_window)
         splits = data.splits
         print(
             f"keras-gated: {description}: {len(splits.train)} train, {len(splits.val)} "
@@ -135,6 +136,7 @@ class TranslationTask(Task):
             f"{len(data.source.vocabulary)} / {len(data.target.vocabulary)}",
             flush=True,
         )
+        print(f"keras-gated: {padding_report(data, args.max_length)}", flush=True)
         return data
 
     def hypermodel(self, args, data):
@@ -159,8 +161,7 @@ class TranslationTask(Task):
         # would draw on Python's global random state, which a resumed run lacks.
         return {
             "x": data.train_batches,
-            "validation_data": data.val_arrays,
-            "validation_batch_size": args.batch_size,
+            "validation_data": data.val_batches,
             "shuffle": False,
         }
 
