@@ -125,6 +125,26 @@ def padded_length(longest, width, multiple=LENGTH_MULTIPLE):
     return min(rounded, int(width))
 
 
+def widest_first(lengths, width, multiple=LENGTH_MULTIPLE):
+    """The width of an epoch's first bucketed batch: one multiple past the widest batch can be.
+
+    Before an epoch, Keras's `PyDataset` adapter (TensorFlow) fixes the
+    shapes of the whole dataset from its first two batches: an axis on
+    which they agree gets that fixed size, and a later batch of another
+    width fails. A first batch wider than any other makes every sequence
+    axis `None`. Its extra columns are padding, masked like the rest, so
+    they cost that one batch some time and change no result.
+    """
+    return padded_length(np.max(lengths, initial=0), width, multiple) + multiple
+
+
+def cut_or_pad(tokens, width):
+    """`tokens` (2-D, right-padded with 0) cut or zero-padded to `width` columns."""
+    if tokens.shape[1] >= width:
+        return tokens[:, :width]
+    return np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
+
+
 class BucketedBatchOrder(BatchOrder):
     """A `BatchOrder` whose batches hold examples of similar length.
 
@@ -275,18 +295,34 @@ class BucketedArrayBatches(ArrayBatches):
         order = BucketedBatchOrder(key, batch_size, seed, drop_remainder, steps, window)
         EpochBatches.__init__(self, order, **kwargs)
 
-    def batch_widths(self, rows):
-        """The widths of the sequence arrays (None for the others) in the batch of `rows`."""
+    def __getitem__(self, batch):
+        return self.batch_of(self.rows(batch), first=batch == 0)
+
+    def batch_widths(self, rows, first=False):
+        """The widths of the sequence arrays (None for the others) in the batch of `rows`.
+
+        `first`: the batch is the first of its epoch, which is one multiple
+        wider than any batch can be (see `widest_first`).
+        """
         widths = []
         for array, lengths in zip(keras.tree.flatten(self.arrays), self.sequence_lengths):
             if lengths is None:
                 widths.append(None)
             elif not self.batch_order.window:
                 widths.append(array.shape[1])
+            elif first:
+                widths.append(widest_first(lengths, array.shape[1], self.length_multiple))
             else:
                 longest = lengths[rows].max() if len(rows) else 0
                 widths.append(padded_length(longest, array.shape[1], self.length_multiple))
         return widths
+
+    def batch_of(self, rows, first=False):
+        flat = [
+            array[rows] if width is None else cut_or_pad(array[rows], width)
+            for array, width in zip(keras.tree.flatten(self.arrays), self.batch_widths(rows, first))
+        ]
+        return keras.tree.pack_sequence_as(self.arrays, flat)
 
     def token_counts(self, epoch=None):
         """`[(real, padded), ...]` per sequence array over one epoch's batches.
@@ -300,20 +336,12 @@ class BucketedArrayBatches(ArrayBatches):
         totals = [[0, 0] for lengths in self.sequence_lengths if lengths is not None]
         for batch in range(len(self)):
             rows = self.batch_order.rows(epoch, batch, order)
-            widths = [w for w in self.batch_widths(rows) if w is not None]
+            widths = [w for w in self.batch_widths(rows, batch == 0) if w is not None]
             lengths = [l for l in self.sequence_lengths if l is not None]
             for total, width, length in zip(totals, widths, lengths):
                 total[0] += int(np.minimum(length[rows], width).sum())
                 total[1] += width * len(rows)
         return [tuple(total) for total in totals]
-
-    def batch_of(self, rows):
-        flat = [
-            array[rows] if width is None else array[rows, :width]
-            for array, width in zip(keras.tree.flatten(self.arrays), self.batch_widths(rows))
-        ]
-        return keras.tree.pack_sequence_as(self.arrays, flat)
-
 
 class BatchNames:
     """`describe_batch(epoch, batch) -> str`: the first examples of a training batch.

@@ -40,8 +40,10 @@ from keras_gated.tasks.batches import BUCKET_WINDOW
 from keras_gated.tasks.batches import BucketedBatchOrder
 from keras_gated.tasks.batches import EpochBatches
 from keras_gated.tasks.batches import EpochSeeding
+from keras_gated.tasks.batches import cut_or_pad
 from keras_gated.tasks.batches import padded_length
 from keras_gated.tasks.batches import sequence_lengths
+from keras_gated.tasks.batches import widest_first
 from keras_gated.tasks.captioning import evaluation
 from keras_gated.tasks.captioning.data import IMAGE_EXTENSIONS
 from keras_gated.tasks.captioning.data import Vocabulary
@@ -126,15 +128,21 @@ class CaptionBatches(EpochBatches):
                                    steps=steps, window=window)
         super().__init__(order, **kwargs)
 
-    def batch_of(self, rows):
-        tokens = self.tokens[rows]
+    def __getitem__(self, batch):
+        return self.batch_of(self.rows(batch), first=batch == 0)
+
+    def batch_of(self, rows, first=False):
         # Inputs are `<start> w1 .. wn`, targets `w1 .. wn <end>`: one step
-        # shorter than the longest `<start> .. <end>` of the batch.
+        # shorter than the longest `<start> .. <end>` of the batch. The
+        # first batch of an epoch is wider than any (see `widest_first`).
         steps = self.tokens.shape[1] - 1
-        if self.batch_order.window and len(rows):
+        if self.batch_order.window and first:
+            steps = widest_first(self.lengths - 1, steps)
+        elif self.batch_order.window and len(rows):
             steps = padded_length(self.lengths[rows].max() - 1, steps)
+        tokens = cut_or_pad(self.tokens[rows], steps + 1)
         x = {self.key: self.inputs[self.image_index[rows]], "tokens": tokens[:, :steps]}
-        return x, tokens[:, 1:steps + 1]
+        return x, tokens[:, 1:]
 
 
 def build_model(config, vocabulary):
