@@ -148,10 +148,12 @@ class StepClock:
                 outer.begin = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
+                rows = batches.rows(batch)
+                widths = [w for w in batches.batch_widths(rows, batch == 0) if w is not None]
                 outer.steps.append(
                     (time.perf_counter() - outer.begin,
-                     real_tokens(task_name, batches, batches.rows(batch)),
-                     sum(len(batches.rows(batch)) * w for w in batches.batch_widths(batches.rows(batch)) if w))
+                     real_tokens(task_name, batches, rows),
+                     sum(len(rows) * widths[i] for i in COUNTED_SEQUENCES[task_name]))
                 )
 
         self.steps = []
@@ -234,9 +236,28 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
 #: "before" is today's pipeline and defaults; "bucketed" changes only the
 #: pipeline; "after" is the pipeline and the defaults of this version.
 QUALITY_CONFIGS = {
-    "translation": {"before": (0, ["--epochs", "15"]), "after": (20, [])},
-    "sentiment": {"before": (0, []), "after": (20, [])},
+    "translation": {
+        "before": (0, ["--epochs", "15"]),
+        "bucketed": (20, ["--epochs", "15"]),
+        "after": (20, []),
+        # The candidates the defaults were chosen from (run with --configs).
+        "lr_1e-2": (20, ["--hp", "learning_rate=0.01"]),
+        "batch_32": (20, ["--batch-size", "32"]),
+        "batch_128_lr_1e-2": (20, ["--batch-size", "128", "--hp", "learning_rate=0.01"]),
+        "lr_1e-2_warmup_100": (20, ["--hp", "learning_rate=0.01", "--hp", "warmup_steps=100"]),
+        "lr_2e-2_warmup_100": (20, ["--hp", "learning_rate=0.02", "--hp", "warmup_steps=100"]),
+        "lr_2e-2_warmup_200": (20, ["--hp", "learning_rate=0.02", "--hp", "warmup_steps=200"]),
+    },
+    "sentiment": {
+        "before": (0, []),
+        "bucketed": (20, []),
+        "after": (20, []),
+    },
 }
+
+
+#: The configurations a run without --configs measures.
+DEFAULT_CONFIGS = ("before", "bucketed", "after")
 
 
 def main(argv=None):
@@ -279,7 +300,7 @@ def main(argv=None):
                 if "quality" in options.parts:
                     chosen = options.configs.split(",") if options.configs else None
                     for name, (window, extra) in QUALITY_CONFIGS[task_name].items():
-                        if chosen and name not in chosen:
+                        if (chosen and name not in chosen) or (not chosen and name not in DEFAULT_CONFIGS):
                             continue
                         row = time_to_quality(task_name, corpus, corpus_argv, window,
                                               options.max_epochs, extra, options.bleu_sentences)

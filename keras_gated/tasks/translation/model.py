@@ -16,6 +16,11 @@ from keras_gated.tasks.translation.data import pad
 from keras_gated.tuning import GatedHyperModel
 
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
+
+#: Defaults of `learning_rate` and `warmup_steps`, chosen by time to quality
+#: (benchmarks/time_to_quality.py, docs/benchmarks.md "Time to quality").
+TRANSLATION_LEARNING_RATE = 3e-3
+TRANSLATION_WARMUP_STEPS = 0
 _COMPILED_STEPS = weakref.WeakKeyDictionary()
 
 
@@ -207,6 +212,8 @@ class TranslationHyperModel(GatedHyperModel):
     def add_hparams(self, space):
         space.int("embedding_dim", 16, 256, step=16, default=64)
         space.choice("attention", ["additive", "dot", "none"])
+        self.add_warmup(space, default=TRANSLATION_WARMUP_STEPS)
+        space.float("learning_rate", 1e-4, 3e-2, sampling="log", default=TRANSLATION_LEARNING_RATE)
 
     def build(self, hp):
         r = self.recurrent_hparams(hp)
