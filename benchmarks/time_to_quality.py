@@ -45,9 +45,9 @@ import numpy as np
 #: Validation targets of the quality runs: (task, corpus) -> (metric, target).
 TARGETS = {
     ("translation", "sample"): ("val_bleu", 99.0),
-    ("translation", "short"): ("val_bleu", 90.0),
-    ("sentiment", "sample"): ("val_accuracy", 0.80),
-    ("sentiment", "short"): ("val_accuracy", 0.90),
+    ("translation", "short"): ("val_bleu", 50.0),
+    ("sentiment", "sample"): ("val_accuracy", 0.97),
+    ("sentiment", "short"): ("val_accuracy", 0.99),
 }
 
 # ------------------------------------------------------------ generated corpora
@@ -206,8 +206,13 @@ def validation_score(task_name, model, data, sentences):
     return correct / total
 
 
-def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, sentences):
-    """Trains epoch by epoch to the target of (task, corpus); returns the curve and the time."""
+def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, sentences,
+                    full=False):
+    """Trains epoch by epoch to the target of (task, corpus); returns the curve and the time.
+
+    `full`: go on after the target, to the task's `--epochs` (at most
+    `max_epochs`), for the final score and time of a whole default run.
+    """
     from keras_gated.tasks.batches import EpochSeeding
 
     metric, target = TARGETS[(task_name, corpus)]
@@ -216,7 +221,7 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
     )
     seeding = EpochSeeding(fit_kwargs["x"])
     curve, trained = [], 0.0
-    for epoch in range(max_epochs):
+    for epoch in range(min(max_epochs, args.epochs) if full else max_epochs):
         start = time.perf_counter()
         model.fit(**fit_kwargs, initial_epoch=epoch, epochs=epoch + 1, verbose=0,
                   callbacks=[seeding])
@@ -225,11 +230,12 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
         curve.append({"epoch": epoch + 1, "train_seconds": round(trained, 1), metric: round(score, 4)})
         print(f"  {task_name}/{corpus} window {window} {' '.join(extra)}: epoch {epoch + 1} "
               f"{trained:.0f} s {metric} {score:.4f}", flush=True)
-        if score >= target:
+        if score >= target and not full:
             break
     reached = next((point["train_seconds"] for point in curve if point[metric] >= target), None)
     return {"window": window, "extra": list(extra), "metric": metric, "target": target,
-            "seconds_to_target": reached, "curve": curve}
+            "batch_size": args.batch_size, "seconds_to_target": reached,
+            "full_run_seconds": round(trained, 1) if full else None, "curve": curve}
 
 
 #: Configurations of the quality runs: name -> (window, extra train arguments).
@@ -237,27 +243,32 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
 #: pipeline; "after" is the pipeline and the defaults of this version.
 QUALITY_CONFIGS = {
     "translation": {
-        "before": (0, ["--epochs", "15"]),
-        "bucketed": (20, ["--epochs", "15"]),
+        "before": (0, ["--epochs", "15", "--batch-size", "64"]),
+        "bucketed": (20, ["--epochs", "15", "--batch-size", "64"]),
         "after": (20, []),
         # The candidates the defaults were chosen from (run with --configs).
-        "lr_1e-2": (20, ["--hp", "learning_rate=0.01"]),
-        "batch_32": (20, ["--batch-size", "32"]),
+        "lr_1e-2": (20, ["--batch-size", "64", "--hp", "learning_rate=0.01"]),
+        "lr_5e-3": (20, ["--batch-size", "64", "--hp", "learning_rate=0.005"]),
         "batch_128_lr_1e-2": (20, ["--batch-size", "128", "--hp", "learning_rate=0.01"]),
-        "lr_1e-2_warmup_100": (20, ["--hp", "learning_rate=0.01", "--hp", "warmup_steps=100"]),
-        "lr_2e-2_warmup_100": (20, ["--hp", "learning_rate=0.02", "--hp", "warmup_steps=100"]),
-        "lr_2e-2_warmup_200": (20, ["--hp", "learning_rate=0.02", "--hp", "warmup_steps=200"]),
+        "lr_1e-2_warmup_100": (20, ["--batch-size", "64", "--hp", "learning_rate=0.01",
+                                    "--hp", "warmup_steps=100"]),
+        "lr_2e-2_warmup_100": (20, ["--batch-size", "64", "--hp", "learning_rate=0.02",
+                                    "--hp", "warmup_steps=100"]),
+        "lr_2e-2_warmup_200": (20, ["--batch-size", "64", "--hp", "learning_rate=0.02",
+                                    "--hp", "warmup_steps=200"]),
+        "batch_32_lr_5e-3": (20, ["--batch-size", "32", "--hp", "learning_rate=0.005"]),
+        "batch_32_lr_1e-2": (20, ["--batch-size", "32", "--hp", "learning_rate=0.01"]),
     },
     "sentiment": {
         "before": (0, []),
-        "bucketed": (20, []),
         "after": (20, []),
+        "batch_32": (20, ["--batch-size", "32"]),
     },
 }
 
-
 #: The configurations a run without --configs measures.
 DEFAULT_CONFIGS = ("before", "bucketed", "after")
+
 
 
 def main(argv=None):
@@ -302,8 +313,12 @@ def main(argv=None):
                     for name, (window, extra) in QUALITY_CONFIGS[task_name].items():
                         if (chosen and name not in chosen) or (not chosen and name not in DEFAULT_CONFIGS):
                             continue
+                        # Today's whole default run on the sample: its final score
+                        # and time are what the targets of issue 20 are stated against.
+                        full = name == "before" and corpus == "sample"
                         row = time_to_quality(task_name, corpus, corpus_argv, window,
-                                              options.max_epochs, extra, options.bleu_sentences)
+                                              options.max_epochs, extra, options.bleu_sentences,
+                                              full)
                         row.update(task=task_name, corpus=corpus, config=name)
                         results["quality"] = [
                             r for r in results["quality"]
