@@ -178,6 +178,8 @@ def throughput(task_name, corpus_argv, window, steps, warmup, extra):
     positions = sum(p for _, _, p in timed)
     return {
         "window": window,
+        "extra": list(extra),
+        "batch_size": batches.batch_order.batch_size,
         "steps": len(timed),
         "seconds": round(seconds, 3),
         "real_tokens": tokens,
@@ -266,6 +268,16 @@ QUALITY_CONFIGS = {
     },
 }
 
+#: Configurations of the throughput runs, interleaved in each repeat.
+THROUGHPUT_CONFIGS = {
+    "translation": {
+        "before": (0, ["--batch-size", "64"]),
+        "bucketed": (20, ["--batch-size", "64"]),
+        "after": (20, []),
+    },
+    "sentiment": {"before": (0, []), "after": (20, [])},
+}
+
 #: The configurations a run without --configs measures.
 DEFAULT_CONFIGS = ("before", "bucketed", "after")
 
@@ -302,10 +314,10 @@ def main(argv=None):
                 corpus_argv = corpus_arguments(task_name, corpus, folder)
                 if "throughput" in options.parts:
                     for repeat in range(options.repeats):
-                        for window in (0, 20):
+                        for name, (window, extra) in THROUGHPUT_CONFIGS[task_name].items():
                             row = throughput(task_name, corpus_argv, window, options.steps,
-                                             options.warmup, [])
-                            row.update(task=task_name, corpus=corpus, repeat=repeat)
+                                             options.warmup, extra)
+                            row.update(task=task_name, corpus=corpus, config=name, repeat=repeat)
                             print(json.dumps(row), flush=True)
                             results["throughput"].append(row)
                 if "quality" in options.parts:
