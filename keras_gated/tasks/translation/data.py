@@ -302,10 +302,14 @@ def make_arrays(pairs, source_side, target_side, max_length=None, drop_longer=Fa
     `drop_longer`, pairs with a side longer than `max_length` tokens are left
     out instead of truncated (for training).
     """
+    encoded = [(source_side.encode(source), target_side.encode(target)) for source, target in pairs]
+    return _arrays_of_ids(encoded, max_length, drop_longer)
+
+
+def _arrays_of_ids(encoded, max_length=None, drop_longer=False):
+    """`make_arrays` of pairs already encoded: `[(source_ids, target_ids), ...]`."""
     sources, targets = [], []
-    for source, target in pairs:
-        source_ids = source_side.encode(source)
-        target_ids = target_side.encode(target)
+    for source_ids, target_ids in encoded:
         if max_length and (len(source_ids) > max_length or len(target_ids) > max_length):
             if drop_longer:
                 continue
@@ -401,8 +405,14 @@ def prepare_data(pairs, description="", source_split="word", target_split="word"
     splits = split_pairs(pairs, val_fraction, test_fraction, seed, description)
     source = TextSide.fit([s for s, _ in splits.train], source_split, lowercase, source_vocab_size)
     target = TextSide.fit([t for _, t in splits.train], target_split, lowercase, target_vocab_size)
-    train_pairs = pairs_within(splits.train, source, target, max_length)
-    train_arrays = make_arrays(train_pairs, source, target, max_length, drop_longer=True)
+    # Each training pair is tokenized once, for the length filter and the arrays alike.
+    encoded = [(source.encode(s), target.encode(t)) for s, t in splits.train]
+    kept = [
+        index for index, (source_ids, target_ids) in enumerate(encoded)
+        if not max_length or (len(source_ids) <= max_length and len(target_ids) <= max_length)
+    ]
+    train_pairs = [splits.train[index] for index in kept]
+    train_arrays = _arrays_of_ids([encoded[index] for index in kept], max_length, drop_longer=True)
     val_arrays = make_arrays(splits.val or splits.train[:1], source, target, max_length)
     metadata = {
         "task": "translation",
