@@ -21,7 +21,9 @@ in an epoch is made a function of the seed and the epoch number alone:
   shuffled with the same (seed, epoch) generator; `BucketedArrayBatches`
   cuts each batch's sequence arrays to the batch's own longest sequence,
   rounded up to a multiple of `LENGTH_MULTIPLE` (so that a padded short
-  sentence does not pay for the split's longest one);
+  sentence does not pay for the split's longest one), and the epoch's
+  first batch one multiple wider than any (`widest_first`: Keras fixes a
+  `PyDataset`'s shapes from its first two batches);
 * `BatchNames`: `describe_batch(epoch, batch)` for
   `keras_gated.tuning.guards.StopOnNonFiniteLoss`, naming the examples of a
   batch, which the order makes possible.

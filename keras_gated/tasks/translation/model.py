@@ -196,7 +196,8 @@ class TranslationHyperModel(GatedHyperModel):
     """Seq2Seq with the cell, sizes, attention and optimizer as hyperparameters.
 
     Adds to `GatedHyperModel`'s space: `embedding_dim` (16-256, default
-    64) and `attention` (additive, dot, none). `bleu_data=(sources,
+    64), `attention` (additive, dot, none) and `warmup_steps` (default 0,
+    see `GatedHyperModel.add_warmup`), and widens `learning_rate` to 3e-2. `bleu_data=(sources,
     references)` adds `val_bleu` / `val_chrf` to every epoch's logs (the
     tuner objective `val_bleu` needs it).
     """
