@@ -179,19 +179,152 @@ def test_describe_batch_names_the_examples_the_batches_yield_at_that_epoch(name,
     epoch, batch = 2, 1
     batches.set_epoch(epoch)
     rows = batches.rows(batch)
-    np.testing.assert_array_equal(rows, np.random.default_rng([4, epoch]).permutation(
-        batches.batch_order.count)[16:32])
+    # The length-bucketed order: a permutation that is a function of (seed, epoch).
+    order = batches.batch_order.order(epoch)
+    np.testing.assert_array_equal(rows, order[16:32])
+    np.testing.assert_array_equal(np.sort(order), np.arange(batches.batch_order.count))
+    np.testing.assert_array_equal(order, copy.deepcopy(batches.batch_order).order(epoch))
     x, y = batches[batch]
     description = data.describe_batch(epoch, batch)
     if name == "sentiment":
-        np.testing.assert_array_equal(x, np.asarray(data.vectorizer(data.splits.train_texts))[rows])
+        tokens = np.asarray(data.vectorizer(data.splits.train_texts))[rows]
+        np.testing.assert_array_equal(x, tokens[:, : x.shape[1]])
+        assert not tokens[:, x.shape[1]:].any()  # only padding was cut
     elif name == "translation":
         (source, _), _ = data.train_arrays
-        np.testing.assert_array_equal(x[0], source[rows])
+        np.testing.assert_array_equal(x[0], source[rows][:, : x[0].shape[1]])
+        assert not source[rows][:, x[0].shape[1]:].any()
         expected = data.source.encode(data.train_pairs[rows[0]][0])
         np.testing.assert_array_equal(x[0][0][: len(expected)], expected)
     else:
-        np.testing.assert_array_equal(x["tokens"], data.train_batches.tokens[rows][:, :-1])
+        tokens = data.train_batches.tokens[rows][:, :-1]
+        np.testing.assert_array_equal(x["tokens"], tokens[:, : x["tokens"].shape[1]])
     first = _first_example_name(name, data, x, rows)
     assert description.startswith(f"The batch holds {len(rows)} examples: {repr(first[:40])[:-1]}"), (
         first, description)
+
+
+# ------------------------------------------------------------ length bucketing
+
+
+def _lengths(count=203, seed=0):
+    return np.random.default_rng(seed).integers(1, 40, size=count)
+
+
+def test_bucketed_order_is_a_seeded_permutation_of_batches_of_similar_length():
+    lengths = _lengths()
+    order = kb.BucketedBatchOrder(lengths, 8, seed=3, window=5)
+    assert len(order) == 26
+    epoch0 = order.order(0)
+    np.testing.assert_array_equal(np.sort(epoch0), np.arange(203))
+    np.testing.assert_array_equal(epoch0, kb.BucketedBatchOrder(lengths, 8, seed=3, window=5).order(0))
+    assert not np.array_equal(epoch0, order.order(1))
+    # Within a batch the lengths are close: each batch is a slice of a sorted window.
+    spread = [np.ptp(lengths[order.rows(0, b)]) for b in range(len(order) - 1)]
+    unsorted = kb.BatchOrder(203, 8, seed=3)
+    assert np.mean(spread) < 0.5 * np.mean([np.ptp(lengths[unsorted.rows(0, b)]) for b in range(25)])
+    # The partial batch stays last, so drop_remainder drops it.
+    assert len(order.rows(0, 25)) == 3
+    assert len(kb.BucketedBatchOrder(lengths, 8, seed=3, window=5, drop_remainder=True)) == 25
+    # Batches are shuffled, not visited shortest first.
+    firsts = [lengths[order.rows(0, b)].min() for b in range(25)]
+    assert firsts != sorted(firsts)
+    # No seed: sorted by length. Window 0: the plain BatchOrder.
+    np.testing.assert_array_equal(lengths[kb.BucketedBatchOrder(lengths, 8).order(0)], np.sort(lengths))
+    np.testing.assert_array_equal(
+        kb.BucketedBatchOrder(lengths, 8, seed=3, window=0).order(2), kb.BatchOrder(203, 8, seed=3).order(2)
+    )
+    with pytest.raises(ValueError, match=">= 0"):
+        kb.BucketedBatchOrder(lengths, 8, window=-1)
+
+
+def _padded_ids(lengths, width, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = np.zeros((len(lengths), width), "int32")
+    for row, length in enumerate(lengths):
+        ids[row, :length] = rng.integers(1, 50, size=length)
+    return ids
+
+
+def test_bucketed_batches_cut_each_sequence_array_to_its_batch_longest_rounded_up():
+    lengths = _lengths()
+    source, target = _padded_ids(lengths, 48), _padded_ids(np.maximum(lengths // 2, 1), 30, seed=1)
+    labels = np.arange(len(lengths))
+    batches = kb.BucketedArrayBatches(((source, target), labels), ((True, True), False), 8, seed=2, window=5)
+    np.testing.assert_array_equal(kb.sequence_lengths(source), lengths)
+    widths = set()
+    for batch in range(len(batches)):
+        (x_source, x_target), y = batches[batch]
+        rows = batches.rows(batch)
+        np.testing.assert_array_equal(y, labels[rows])
+        for cut, full in ((x_source, source[rows]), (x_target, target[rows])):
+            width = cut.shape[1]
+            np.testing.assert_array_equal(cut, kb.cut_or_pad(full, width))
+            if batch == 0:
+                # Wider than any batch, so that Keras leaves the length axis unfixed.
+                whole = source if full.shape[1] == 48 else target
+                assert width == kb.widest_first(kb.sequence_lengths(whole), full.shape[1])
+                continue
+            assert width % 8 == 0 or width == full.shape[1]
+            assert width - 8 < kb.sequence_lengths(full).max() <= width
+        widths.add(x_source.shape[1])
+    assert len(widths) > 2
+    assert batches[0][0][0].shape[1] > max(batches[b][0][0].shape[1] for b in range(1, len(batches)))
+    (source_real, source_padded), (target_real, _) = batches.token_counts(0)
+    assert source_real == lengths.sum() and target_real == np.maximum(lengths // 2, 1).sum()
+    assert source_padded < 0.8 * len(lengths) * 48
+    # Window 0: every batch as wide as the split (the pipeline before bucketing).
+    unbucketed = kb.BucketedArrayBatches(((source, target), labels), ((True, True), False), 8, seed=2, window=0)
+    assert unbucketed[0][0][0].shape == (8, 48)
+    assert kb.padded_length(3, 48) == 8 and kb.padded_length(17, 20) == 20 and kb.padded_length(0, 48) == 8
+    with pytest.raises(ValueError, match="marks 2 arrays"):
+        kb.BucketedArrayBatches((source, labels, labels), (True, False), 8)
+
+
+def test_a_bucketed_batch_has_the_loss_of_its_examples_padded_to_the_split_longest():
+    from keras_gated.seq2seq import Seq2Seq
+
+    keras.utils.set_random_seed(0)
+    lengths = _lengths(64)
+    source = _padded_ids(lengths, 48)
+    targets = _padded_ids(np.maximum(lengths // 3, 1), 24, seed=1)
+    decoder_inputs = np.concatenate([np.full((64, 1), 2, "int32"), targets[:, :-1]], axis=1)
+    arrays = ((source, decoder_inputs), targets)
+    model = Seq2Seq(50, 50, cell="lstm", units=8, embedding_dim=8)
+    model.build()
+    loss = Seq2Seq.loss_function()
+    batches = kb.BucketedArrayBatches(arrays, ((True, True), True), 16, seed=1, window=2)
+    for batch in range(len(batches)):
+        (x_source, x_inputs), y = batches[batch]
+        rows = batches.rows(batch)
+        assert x_source.shape[1] < 48 or batch == 0
+        cut = float(loss(y, model((x_source, x_inputs))))
+        full = float(loss(targets[rows], model((source[rows], decoder_inputs[rows]))))
+        assert cut == pytest.approx(full, rel=1e-5, abs=1e-6)
+
+
+def test_the_train_step_is_traced_a_bounded_number_of_times_over_many_batch_widths():
+    keras.utils.set_random_seed(0)
+    lengths = _lengths(400)
+    tokens = _padded_ids(lengths, 64)
+    labels = (lengths > 20).astype("int64")
+    batches = kb.BucketedArrayBatches((tokens, labels), (True, False), 16, seed=0, window=25)
+    widths = {batches[b][0].shape[1] for b in range(len(batches))}
+    batches.set_epoch(0)
+    inputs = keras.Input((None,), dtype="int64")
+    x = keras.layers.Embedding(50, 4, mask_zero=True)(inputs)
+    import keras_gated as kg
+
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(kg.LSTM(4)(x)))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    traces = []
+    train_step = model.train_step
+    # Python runs in a traced step only while it is traced (TF: (data); JAX: (state, data)).
+    model.train_step = lambda *step_args: (traces.append(1), train_step(*step_args))[1]
+    model.fit(batches, epochs=1, verbose=0, shuffle=False)
+    # TensorFlow's reduce_retracing relaxes the width to None after a couple of shapes.
+    assert len(widths) >= 4
+    if keras.backend.backend() == "tensorflow":
+        assert len(traces) <= 3, (len(traces), widths)
+    else:
+        assert len(traces) <= len(widths) + 1

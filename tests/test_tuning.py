@@ -226,3 +226,15 @@ def test_select_strategy_and_mixed_precision():
     assert set_mixed_precision(True) == "mixed_float16"
     assert keras.mixed_precision.global_policy().name == "mixed_float16"
     assert set_mixed_precision(False) == "float32"
+
+
+def test_warmup_schedule_rises_linearly_then_decays_and_survives_serialization():
+    from keras_gated.tuning.hypermodel import WarmupInverseSqrt
+
+    schedule = WarmupInverseSqrt(0.01, 100)
+    values = [float(schedule(step)) for step in (0, 49, 99, 399)]
+    assert values == pytest.approx([1e-4, 5e-3, 1e-2, 5e-3], rel=1e-5)
+    copy = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(schedule))
+    assert isinstance(copy, WarmupInverseSqrt) and copy.get_config() == schedule.get_config()
+    with pytest.raises(ValueError, match="warmup_steps"):
+        WarmupInverseSqrt(0.01, 0)

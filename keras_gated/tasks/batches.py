@@ -15,6 +15,15 @@ in an epoch is made a function of the seed and the epoch number alone:
   starts at the epoch after the backup) and restarts the counter of every
   seed generator of the model (dropout, recurrent dropout) at a value that
   depends on the epoch only;
+* `BucketedBatchOrder` / `BucketedArrayBatches`: the same, with length
+  bucketing: the epoch's permutation is sorted by example length within
+  windows of `window` batches, cut into batches, and the full batches are
+  shuffled with the same (seed, epoch) generator; `BucketedArrayBatches`
+  cuts each batch's sequence arrays to the batch's own longest sequence,
+  rounded up to a multiple of `LENGTH_MULTIPLE` (so that a padded short
+  sentence does not pay for the split's longest one), and the epoch's
+  first batch one multiple wider than any (`widest_first`: Keras fixes a
+  `PyDataset`'s shapes from its first two batches);
 * `BatchNames`: `describe_batch(epoch, batch)` for
   `keras_gated.tuning.guards.StopOnNonFiniteLoss`, naming the examples of a
   batch, which the order makes possible.
@@ -89,6 +98,105 @@ class BatchOrder:
         return order[batch * self.batch_size : (batch + 1) * self.batch_size]
 
 
+#: Batches per sorting window of `BucketedBatchOrder` (the `--bucket-window`
+#: default). Measured on a short-sentence corpus (benchmarks/time_to_quality.py):
+#: 20 batches leave about as little padding as sorting the whole split, while
+#: each batch still draws its examples from a random twentieth-or-so of it.
+BUCKET_WINDOW = 20
+
+#: A batch's padded length is its longest sequence rounded up to a multiple
+#: of this. The shapes a compiled train step sees are then bounded (at most
+#: `max_length / 8` lengths per sequence array): TensorFlow's `reduce_retracing`
+#: generalises after a couple of shapes anyway, but JAX compiles once per shape.
+LENGTH_MULTIPLE = 8
+
+
+def sequence_lengths(tokens):
+    """Per row of a right-padded 2-D id array, the position after its last nonzero id (0 if none)."""
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"Sequence lengths need a 2-D array of ids; got shape {tokens.shape}.")
+    nonzero = tokens != 0
+    last = tokens.shape[1] - np.argmax(nonzero[:, ::-1], axis=1)
+    return np.where(nonzero.any(axis=1), last, 0).astype("int64")
+
+
+def padded_length(longest, width, multiple=LENGTH_MULTIPLE):
+    """`longest` rounded up to a multiple of `multiple`, at least `multiple`, at most `width`."""
+    rounded = max(multiple, -(-int(longest) // multiple) * multiple)
+    return min(rounded, int(width))
+
+
+def widest_first(lengths, width, multiple=LENGTH_MULTIPLE):
+    """The width of an epoch's first bucketed batch: one multiple past the widest batch can be.
+
+    Before an epoch, Keras's `PyDataset` adapter (TensorFlow) fixes the
+    shapes of the whole dataset from its first two batches: an axis on
+    which they agree gets that fixed size, and a later batch of another
+    width fails. A first batch wider than any other makes every sequence
+    axis `None`. Its extra columns are padding, masked like the rest, so
+    they cost that one batch some time and change no result.
+    """
+    return padded_length(np.max(lengths, initial=0), width, multiple) + multiple
+
+
+def cut_or_pad(tokens, width):
+    """`tokens` (2-D, right-padded with 0) cut or zero-padded to `width` columns."""
+    if tokens.shape[1] >= width:
+        return tokens[:, :width]
+    return np.pad(tokens, ((0, 0), (0, width - tokens.shape[1])))
+
+
+class BucketedBatchOrder(BatchOrder):
+    """A `BatchOrder` whose batches hold examples of similar length.
+
+    Epoch `k` with a seed: the permutation of `BatchOrder` is cut into
+    windows of `window * batch_size` examples; each window is sorted by
+    length (stably, so ties keep the permutation's order) and cut into
+    batches; the full batches are then shuffled by the same
+    `default_rng([seed, k])` generator, the last partial batch (if any)
+    stays last (so `drop_remainder` and `steps` mean what they mean for a
+    `BatchOrder`). Everything is a function of (seed, epoch), as before.
+    Without a seed (validation, test): the whole split sorted by length.
+
+    Args:
+        lengths: One length per example (the sort key).
+        batch_size, seed, drop_remainder, steps: See `BatchOrder`.
+        window: Batches per sorting window; 0 or None: no bucketing (this
+            is a plain `BatchOrder`).
+    """
+
+    def __init__(self, lengths, batch_size, seed=None, drop_remainder=False, steps=None,
+                 window=BUCKET_WINDOW):
+        self.lengths = np.asarray(lengths, dtype="int64")
+        if self.lengths.ndim != 1:
+            raise ValueError(f"One length per example; got an array of shape {self.lengths.shape}.")
+        if window is not None and int(window) < 0:
+            raise ValueError(f"The bucket window must be a number of batches >= 0; got {window}.")
+        self.window = int(window or 0)
+        super().__init__(len(self.lengths), batch_size, seed, drop_remainder, steps)
+
+    def order(self, epoch):
+        if not self.window:
+            return super().order(epoch)
+        if self.seed is None:
+            return np.argsort(self.lengths, kind="stable")
+        rng = np.random.default_rng([int(self.seed), int(epoch)])
+        # The same first draw as `epoch_permutation`, so that window=0 and a
+        # window of the whole split visit the same examples per epoch.
+        permutation = rng.permutation(self.count)
+        span = self.window * self.batch_size
+        windows = [
+            chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            for chunk in np.split(permutation, range(span, self.count, span))
+        ]
+        ordered = np.concatenate(windows) if windows else permutation
+        full = self.count // self.batch_size
+        batches = ordered[: full * self.batch_size].reshape(full, self.batch_size)
+        return np.concatenate([batches[rng.permutation(full)].reshape(-1),
+                               ordered[full * self.batch_size:]])
+
+
 class EpochBatches(keras.utils.PyDataset):
     """A `PyDataset` whose batches follow a `BatchOrder` at the epoch it was told.
 
@@ -142,6 +250,100 @@ class ArrayBatches(EpochBatches):
     def batch_of(self, rows):
         return keras.tree.map_structure(lambda array: array[rows], self.arrays)
 
+
+class BucketedArrayBatches(ArrayBatches):
+    """`ArrayBatches` in length buckets, each batch padded to its own longest sequence.
+
+    Args:
+        arrays: See `ArrayBatches`.
+        sequences: A structure like `arrays` of booleans: True marks a
+            right-padded 2-D id array (0 is padding) whose second axis a
+            batch cuts to `padded_length` of the batch's longest row of that
+            array. A model that masks id 0 (`mask_zero`, or the loss's
+            `ignore_class=0`) and runs causally over the kept steps gives the
+            same results on the cut batch, only sooner.
+        batch_size, seed, drop_remainder, steps: See `BatchOrder`.
+        window: Batches per sorting window (see `BucketedBatchOrder`); 0:
+            no bucketing and no cutting (every batch has the split's width,
+            the pipeline before length bucketing).
+        length_multiple: Padded lengths are multiples of this.
+
+    The sort key of an example is the sum of its lengths in the sequence
+    arrays (source plus target for a translation pair).
+    """
+
+    def __init__(self, arrays, sequences, batch_size, seed=None, drop_remainder=False, steps=None,
+                 window=BUCKET_WINDOW, length_multiple=LENGTH_MULTIPLE, **kwargs):
+        arrays = keras.tree.map_structure(np.asarray, arrays)
+        flat_arrays = keras.tree.flatten(arrays)
+        flat_sequences = [bool(flag) for flag in keras.tree.flatten(sequences)]
+        if len(flat_sequences) != len(flat_arrays):
+            raise ValueError(
+                f"`sequences` marks {len(flat_sequences)} arrays, but there are {len(flat_arrays)}."
+            )
+        if not any(flat_sequences):
+            raise ValueError("`sequences` marks no array as a sequence of ids to cut.")
+        counts = {len(array) for array in flat_arrays}
+        if len(counts) != 1:
+            raise ValueError(f"The arrays of a batch sequence differ in rows: {sorted(counts)}.")
+        self.arrays = arrays
+        self.flat_sequences = flat_sequences
+        self.length_multiple = int(length_multiple)
+        self.sequence_lengths = [
+            sequence_lengths(array) if flag else None
+            for array, flag in zip(flat_arrays, flat_sequences)
+        ]
+        key = sum(lengths for lengths in self.sequence_lengths if lengths is not None)
+        order = BucketedBatchOrder(key, batch_size, seed, drop_remainder, steps, window)
+        EpochBatches.__init__(self, order, **kwargs)
+
+    def __getitem__(self, batch):
+        return self.batch_of(self.rows(batch), first=batch == 0)
+
+    def batch_widths(self, rows, first=False):
+        """The widths of the sequence arrays (None for the others) in the batch of `rows`.
+
+        `first`: the batch is the first of its epoch, which is one multiple
+        wider than any batch can be (see `widest_first`).
+        """
+        widths = []
+        for array, lengths in zip(keras.tree.flatten(self.arrays), self.sequence_lengths):
+            if lengths is None:
+                widths.append(None)
+            elif not self.batch_order.window:
+                widths.append(array.shape[1])
+            elif first:
+                widths.append(widest_first(lengths, array.shape[1], self.length_multiple))
+            else:
+                longest = lengths[rows].max() if len(rows) else 0
+                widths.append(padded_length(longest, array.shape[1], self.length_multiple))
+        return widths
+
+    def batch_of(self, rows, first=False):
+        flat = [
+            array[rows] if width is None else cut_or_pad(array[rows], width)
+            for array, width in zip(keras.tree.flatten(self.arrays), self.batch_widths(rows, first))
+        ]
+        return keras.tree.pack_sequence_as(self.arrays, flat)
+
+    def token_counts(self, epoch=None):
+        """`[(real, padded), ...]` per sequence array over one epoch's batches.
+
+        `real` counts the ids within each row's length, `padded` the
+        positions the batches hold (rows times the batch's width). Their
+        ratio is the share of a step's work spent on real tokens.
+        """
+        epoch = self.epoch if epoch is None else epoch
+        order = self.batch_order.order(epoch)
+        totals = [[0, 0] for lengths in self.sequence_lengths if lengths is not None]
+        for batch in range(len(self)):
+            rows = self.batch_order.rows(epoch, batch, order)
+            widths = [w for w in self.batch_widths(rows, batch == 0) if w is not None]
+            lengths = [l for l in self.sequence_lengths if l is not None]
+            for total, width, length in zip(totals, widths, lengths):
+                total[0] += int(np.minimum(length[rows], width).sum())
+                total[1] += width * len(rows)
+        return [tuple(total) for total in totals]
 
 class BatchNames:
     """`describe_batch(epoch, batch) -> str`: the first examples of a training batch.

@@ -21,6 +21,7 @@ import sys
 import warnings
 
 from keras_gated.tasks.common.progress import SHOW_EVERYTHING
+from keras_gated.tasks.batches import BUCKET_WINDOW
 from keras_gated.tasks.common.progress import keras_verbosity
 from keras_gated.tuning.hardware import STRATEGIES
 from keras_gated.tuning.tuners import TUNER_KINDS
@@ -66,6 +67,19 @@ def add_common_arguments(parser, task, command):
         "--batch-size", type=int, default=task.default_batch_size, help="Global batch size."
     )
     group.add_argument("--seed", type=int, default=1, help="Random seed (data splits, weights, oracle).")
+    group.add_argument(
+        "--bucket-window",
+        type=int,
+        default=BUCKET_WINDOW,
+        metavar="BATCHES",
+        help=(
+            "Length bucketing of the training batches: each epoch's shuffled examples are sorted "
+            "by length within windows of this many batches and every batch is padded to its own "
+            f"longest sequence (a multiple of 8); 0 pads every batch to the split's longest. "
+            f"Default {BUCKET_WINDOW}. The language-model task reads a continuous stream and "
+            "ignores it."
+        ),
+    )
     group.add_argument(
         "--output",
         default=None,

@@ -34,6 +34,32 @@ OPTIMIZERS = {
 }
 
 
+@keras.saving.register_keras_serializable(package="keras_gated")
+class WarmupInverseSqrt(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `peak` over `warmup_steps` steps, then decay as 1 / sqrt(step).
+
+    `peak * min(step / warmup_steps, sqrt(warmup_steps / step))` (steps
+    counted from 1), the schedule of Vaswani et al. (2017) without the
+    model-size factor. It needs no total number of steps, so it means the
+    same for any `--epochs` and for a resumed fit (the optimizer's
+    iteration count is saved with it).
+    """
+
+    def __init__(self, peak, warmup_steps):
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        if self.warmup_steps < 1:
+            raise ValueError(f"`warmup_steps` must be >= 1; got {warmup_steps}.")
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32") + 1.0
+        warmup = float(self.warmup_steps)
+        return self.peak * keras.ops.minimum(step / warmup, keras.ops.sqrt(warmup / step))
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps}
+
+
 class GatedHyperModel(keras_tuner.HyperModel):
     """Base hypermodel: the recurrent block and the optimizer are hyperparameters.
 
@@ -135,6 +161,15 @@ class GatedHyperModel(keras_tuner.HyperModel):
         space.choice("projection", [0.0, 0.5], default=0.0)
         space.choice("zoneout", [0.0, 0.1], default=0.0)
 
+    @staticmethod
+    def add_warmup(space, default=0, maximum=2000):
+        """Adds `warmup_steps` to `space` (for a task's `add_hparams`).
+
+        0: a constant `learning_rate`; n > 0: `WarmupInverseSqrt`, a linear
+        warm-up to `learning_rate` over n steps, then 1 / sqrt(step) decay.
+        """
+        space.int("warmup_steps", 0, maximum, step=100, default=default)
+
     def lstm_option_arguments(self, hp, hparams):
         """The layer arguments of a trial's LSTM options (`cells.lstm_options`).
 
@@ -179,6 +214,9 @@ class GatedHyperModel(keras_tuner.HyperModel):
             raise ValueError(
                 f"Unknown `optimizer`: {name!r}. Accepted values: {', '.join(OPTIMIZERS)}."
             )
+        warmup_steps = self.space.get(hp, "warmup_steps") if "warmup_steps" in self.space.definitions else 0
+        if warmup_steps:
+            learning_rate = WarmupInverseSqrt(learning_rate, warmup_steps)
         kwargs = {"learning_rate": learning_rate}
         if clipnorm:
             kwargs["clipnorm"] = float(clipnorm)

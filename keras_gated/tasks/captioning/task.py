@@ -36,9 +36,14 @@ import numpy as np
 from keras_gated.tasks.base import Command
 from keras_gated.tasks.base import Task
 from keras_gated.tasks.batches import BatchNames
-from keras_gated.tasks.batches import BatchOrder
+from keras_gated.tasks.batches import BUCKET_WINDOW
+from keras_gated.tasks.batches import BucketedBatchOrder
 from keras_gated.tasks.batches import EpochBatches
 from keras_gated.tasks.batches import EpochSeeding
+from keras_gated.tasks.batches import cut_or_pad
+from keras_gated.tasks.batches import padded_length
+from keras_gated.tasks.batches import sequence_lengths
+from keras_gated.tasks.batches import widest_first
 from keras_gated.tasks.captioning import evaluation
 from keras_gated.tasks.captioning.data import IMAGE_EXTENSIONS
 from keras_gated.tasks.captioning.data import Vocabulary
@@ -104,21 +109,39 @@ class CaptionBatches(EpochBatches):
 
     Each reference caption is one example; images are looked up by index,
     so an image with five captions is stored once. With `shuffle`, epoch `k`
-    visits the captions in the order `epoch_permutation(seed, k, count)`
-    (`keras_gated.tasks.batches`): give `fit` `shuffle=False` and an
-    `EpochSeeding(batches)` callback, which tells the batches the epoch.
+    visits the captions in the length-bucketed order of
+    `keras_gated.tasks.batches.BucketedBatchOrder(seed, k)` (`window`
+    batches per sorting window; 0: `epoch_permutation(seed, k, count)`):
+    give `fit` `shuffle=False` and an `EpochSeeding(batches)` callback,
+    which tells the batches the epoch. Each batch's captions are cut to its
+    longest one (rounded up to a multiple of `LENGTH_MULTIPLE`): the
+    decoder is causal and the loss ignores `<pad>`, so the cut changes
+    only the time a step takes.
     """
 
     def __init__(self, inputs, key, pairs, batch_size, shuffle=True, seed=0,
-                 steps=None, **kwargs):
+                 steps=None, window=BUCKET_WINDOW, **kwargs):
         self.inputs, self.key = inputs, key
         self.image_index, self.tokens = pairs
-        order = BatchOrder(len(self.tokens), batch_size, seed if shuffle else None, steps=steps)
+        self.lengths = sequence_lengths(self.tokens) if len(self.tokens) else np.zeros(0, "int64")
+        order = BucketedBatchOrder(self.lengths, batch_size, seed if shuffle else None,
+                                   steps=steps, window=window)
         super().__init__(order, **kwargs)
 
-    def batch_of(self, rows):
-        tokens = self.tokens[rows]
-        x = {self.key: self.inputs[self.image_index[rows]], "tokens": tokens[:, :-1]}
+    def __getitem__(self, batch):
+        return self.batch_of(self.rows(batch), first=batch == 0)
+
+    def batch_of(self, rows, first=False):
+        # Inputs are `<start> w1 .. wn`, targets `w1 .. wn <end>`: one step
+        # shorter than the longest `<start> .. <end>` of the batch. The
+        # first batch of an epoch is wider than any (see `widest_first`).
+        steps = self.tokens.shape[1] - 1
+        if self.batch_order.window and first:
+            steps = widest_first(self.lengths - 1, steps)
+        elif self.batch_order.window and len(rows):
+            steps = padded_length(self.lengths[rows].max() - 1, steps)
+        tokens = cut_or_pad(self.tokens[rows], steps + 1)
+        x = {self.key: self.inputs[self.image_index[rows]], "tokens": tokens[:, :steps]}
         return x, tokens[:, 1:]
 
 
@@ -450,16 +473,17 @@ class CaptionData:
     describe_batch: object = None  # (epoch, batch) -> the first images and captions of a batch
 
 
-def make_batches(data, batch_size, seed):
-    """Sets the training and validation `CaptionBatches` and `describe_batch` of `data`."""
+def make_batches(data, batch_size, seed, window=BUCKET_WINDOW):
+    """Sets the training and validation `CaptionBatches` (length-bucketed) and `describe_batch`."""
 
     config = data.config
     train, val, _ = data.parts
     (train_x, key), (val_x, _), _ = data.inputs
     pairs = caption_pairs(train, data.vocabulary, config.max_length)
     val_pairs = caption_pairs(val, data.vocabulary, config.max_length)
-    data.train_batches = CaptionBatches(train_x, key, pairs, batch_size, seed=seed)
-    data.val_batches = CaptionBatches(val_x, key, val_pairs, batch_size, shuffle=False)
+    data.train_batches = CaptionBatches(train_x, key, pairs, batch_size, seed=seed, window=window)
+    data.val_batches = CaptionBatches(val_x, key, val_pairs, batch_size, shuffle=False,
+                                      window=window)
     data.describe_batch = BatchNames(data.train_batches.batch_order, caption_pair_names(train))
     return data
 
@@ -577,7 +601,7 @@ class CaptioningTask(Task):
         for path, reason in dataset.skipped:
             print(f"keras-gated: skipped {path}: {reason}")
         data = CaptionData(config, dataset, tuple(parts), vocabulary, tuple(inputs), weights)
-        return make_batches(data, args.batch_size, args.seed)
+        return make_batches(data, args.batch_size, args.seed, args.bucket_window)
 
     def hypermodel(self, args, data):
         return CaptionHyperModel(data, overrides=args.hp)

@@ -50,6 +50,7 @@ from keras_gated.tasks.sentiment.data import TextSplits
 from keras_gated.tasks.sentiment.data import count_empty_texts
 from keras_gated.tasks.sentiment.data import encode_labels
 from keras_gated.tasks.sentiment.data import load_splits
+from keras_gated.tasks.sentiment.data import make_batches
 from keras_gated.tasks.sentiment.data import make_dataset
 from keras_gated.tasks.sentiment.data import make_train_batches
 from keras_gated.tasks.sentiment.data import make_vectorizer
@@ -81,6 +82,7 @@ __all__ = [
     "export_classifier",
     "load_classifier",
     "load_splits",
+    "make_batches",
     "make_dataset",
     "make_train_batches",
     "make_vectorizer",

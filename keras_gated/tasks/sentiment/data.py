@@ -53,10 +53,11 @@ class TextSplits:
 class SentimentData:
     """What `load_data` returns: the splits, the fitted vectorizer, the batches.
 
-    `train` is a `keras_gated.tasks.batches.ArrayBatches` of the vectorized
-    training texts (its order a function of the seed and the epoch);
-    `validation` and `test` are `tf.data` pipelines. `describe_batch(epoch,
-    batch)` names the first texts of a training batch.
+    `train` is a `keras_gated.tasks.batches.BucketedArrayBatches` of the
+    vectorized training texts (its order a function of the seed and the
+    epoch, each batch cut to its longest text); `validation` and `test` are
+    the same, sorted by length. `describe_batch(epoch, batch)` names the
+    first texts of a training batch.
     """
 
     splits: TextSplits
@@ -416,21 +417,44 @@ def vectorize(texts, vectorizer, chunk=4096):
     )
 
 
-def make_train_batches(texts, labels, vectorizer, batch_size, seed, drop_remainder=False):
+def make_train_batches(texts, labels, vectorizer, batch_size, seed, drop_remainder=False,
+                       window=None):
     """Training batches of (token ids, labels) whose order is a function of (seed, epoch).
 
-    The texts are vectorized once; `keras_gated.tasks.batches.EpochSeeding`
-    tells the batches the epoch. Returns `(batches, describe_batch)`, the
-    latter naming the first texts of a batch.
+    The texts are vectorized once; the batches are length-bucketed
+    (`window` batches per sorting window, default
+    `keras_gated.tasks.batches.BUCKET_WINDOW`; 0: every batch
+    `sequence_length` wide) and each is cut to its longest text, which the
+    embedding's `mask_zero` makes invisible to the model.
+    `keras_gated.tasks.batches.EpochSeeding` tells the batches the epoch.
+    Returns `(batches, describe_batch)`, the latter naming the first texts
+    of a batch.
+    """
+    from keras_gated.tasks.batches import BatchNames
+
+    batches = make_batches(texts, labels, vectorizer, batch_size, seed, drop_remainder, window)
+    return batches, BatchNames(batches.batch_order, list(texts))
+
+
+def make_batches(texts, labels, vectorizer, batch_size, seed=None, drop_remainder=False,
+                 window=None):
+    """Length-bucketed batches of (token ids, labels), vectorized once.
+
+    With `seed=None` (validation, test) the texts are visited sorted by
+    length; a batch's examples then differ from those of an unsorted split,
+    not its examples' predictions.
     """
     import numpy as np
 
-    from keras_gated.tasks.batches import ArrayBatches
-    from keras_gated.tasks.batches import BatchNames
+    from keras_gated.tasks.batches import BUCKET_WINDOW
+    from keras_gated.tasks.batches import BucketedArrayBatches
 
     tokens = vectorize(texts, vectorizer)
-    batches = ArrayBatches((tokens, np.asarray(labels, "int64")), batch_size, seed, drop_remainder)
-    return batches, BatchNames(batches.batch_order, list(texts))
+    window = BUCKET_WINDOW if window is None else window
+    return BucketedArrayBatches(
+        (tokens, np.asarray(labels, "int64")), (True, False), batch_size, seed, drop_remainder,
+        window=window,
+    )
 
 
 def make_dataset(texts, labels, vectorizer, batch_size, shuffle_seed=None, drop_remainder=False):

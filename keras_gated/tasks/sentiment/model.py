@@ -51,7 +51,9 @@ class SentimentHyperModel(GatedHyperModel):
         self.add_lstm_options(space)
 
     def build(self, hp):
-        tokens = keras.Input((self.sequence_length,), dtype="int64", name="tokens")
+        # Any length: the training batches are cut to their longest text
+        # (length bucketing); the saved classifier feeds `sequence_length`.
+        tokens = keras.Input((None,), dtype="int64", name="tokens")
         embedding_dim = self.space.get(hp, "embedding_dim")
         x = keras.layers.Embedding(self.vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
         recurrent = self.recurrent_hparams(hp)

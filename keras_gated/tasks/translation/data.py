@@ -302,10 +302,14 @@ def make_arrays(pairs, source_side, target_side, max_length=None, drop_longer=Fa
     `drop_longer`, pairs with a side longer than `max_length` tokens are left
     out instead of truncated (for training).
     """
+    encoded = [(source_side.encode(source), target_side.encode(target)) for source, target in pairs]
+    return _arrays_of_ids(encoded, max_length, drop_longer)
+
+
+def _arrays_of_ids(encoded, max_length=None, drop_longer=False):
+    """`make_arrays` of pairs already encoded: `[(source_ids, target_ids), ...]`."""
     sources, targets = [], []
-    for source, target in pairs:
-        source_ids = source_side.encode(source)
-        target_ids = target_side.encode(target)
+    for source_ids, target_ids in encoded:
         if max_length and (len(source_ids) > max_length or len(target_ids) > max_length):
             if drop_longer:
                 continue
@@ -326,9 +330,11 @@ class TranslationData:
     """What `TranslationTask.load_data` returns.
 
     `train_pairs` are the training pairs within `max_length`, in the row
-    order of `train_arrays`. `train_batches` (a
-    `keras_gated.tasks.batches.ArrayBatches` of `train_arrays`, its order a
-    function of the seed and the epoch) and `describe_batch(epoch, batch)`
+    order of `train_arrays`; `dropped_pairs` counts the training pairs
+    `--max-length` left out. `train_batches` (a
+    `keras_gated.tasks.batches.BucketedArrayBatches` of `train_arrays`, its
+    order a function of the seed and the epoch), `val_batches` (the
+    validation arrays sorted by length) and `describe_batch(epoch, batch)`
     (the first source sentences of a training batch) are set by
     `make_train_batches`.
     """
@@ -340,18 +346,56 @@ class TranslationData:
     val_arrays: tuple
     metadata: dict
     train_pairs: list = None
+    dropped_pairs: int = 0
     train_batches: object = None
+    val_batches: object = None
     describe_batch: object = None
 
 
-def make_train_batches(data, batch_size, seed):
-    """Sets `data.train_batches` and `data.describe_batch` for `batch_size` and `seed`."""
-    from keras_gated.tasks.batches import ArrayBatches
-    from keras_gated.tasks.batches import BatchNames
+#: Which arrays of `((source, decoder_inputs), decoder_targets)` a batch cuts to its own length.
+PAIR_SEQUENCES = ((True, True), True)
 
-    data.train_batches = ArrayBatches(data.train_arrays, batch_size, seed)
+
+def make_train_batches(data, batch_size, seed, window=None):
+    """Sets `data.train_batches`, `data.val_batches` and `data.describe_batch`.
+
+    Both are length-bucketed (`window` batches per sorting window, default
+    `keras_gated.tasks.batches.BUCKET_WINDOW`; 0: every batch as wide as its
+    split, the pipeline before bucketing). The model masks source padding
+    and the loss ignores target padding, so a batch cut to its own longest
+    pair gives the loss of the same pairs padded to the split's longest.
+    """
+    from keras_gated.tasks.batches import BUCKET_WINDOW
+    from keras_gated.tasks.batches import BatchNames
+    from keras_gated.tasks.batches import BucketedArrayBatches
+
+    window = BUCKET_WINDOW if window is None else window
+    data.train_batches = BucketedArrayBatches(
+        data.train_arrays, PAIR_SEQUENCES, batch_size, seed, window=window
+    )
+    data.val_batches = BucketedArrayBatches(
+        data.val_arrays, PAIR_SEQUENCES, batch_size, None, window=window
+    )
     data.describe_batch = BatchNames(data.train_batches.batch_order, [s for s, _ in data.train_pairs])
     return data
+
+
+def padding_report(data, max_length):
+    """One line for the data report: the pairs `--max-length` dropped and the padding of a batch."""
+    kept = len(data.train_pairs)
+    dropped = (
+        f"{data.dropped_pairs} of {kept + data.dropped_pairs} training pairs dropped by "
+        f"--max-length {max_length}" if max_length else "no --max-length"
+    )
+    (source_real, source_padded), _, (target_real, target_padded) = data.train_batches.token_counts(0)
+    width = data.train_arrays[0][0].shape[1] + data.train_arrays[1].shape[1]
+    split_padded = kept * width
+    real = source_real + target_real
+    return (
+        f"{dropped}; real tokens fill {100 * real / (source_padded + target_padded):.0f}% "
+        f"of the training batches (--bucket-window {data.train_batches.batch_order.window}), "
+        f"{100 * real / split_padded:.0f}% when padded to the split's longest pair"
+    )
 
 
 def prepare_data(pairs, description="", source_split="word", target_split="word",
@@ -361,8 +405,14 @@ def prepare_data(pairs, description="", source_split="word", target_split="word"
     splits = split_pairs(pairs, val_fraction, test_fraction, seed, description)
     source = TextSide.fit([s for s, _ in splits.train], source_split, lowercase, source_vocab_size)
     target = TextSide.fit([t for _, t in splits.train], target_split, lowercase, target_vocab_size)
-    train_pairs = pairs_within(splits.train, source, target, max_length)
-    train_arrays = make_arrays(train_pairs, source, target, max_length, drop_longer=True)
+    # Each training pair is tokenized once, for the length filter and the arrays alike.
+    encoded = [(source.encode(s), target.encode(t)) for s, t in splits.train]
+    kept = [
+        index for index, (source_ids, target_ids) in enumerate(encoded)
+        if not max_length or (len(source_ids) <= max_length and len(target_ids) <= max_length)
+    ]
+    train_pairs = [splits.train[index] for index in kept]
+    train_arrays = _arrays_of_ids([encoded[index] for index in kept], max_length, drop_longer=True)
     val_arrays = make_arrays(splits.val or splits.train[:1], source, target, max_length)
     metadata = {
         "task": "translation",
@@ -371,4 +421,7 @@ def prepare_data(pairs, description="", source_split="word", target_split="word"
         "max_length": max_length,
         "data": description,
     }
-    return TranslationData(splits, source, target, train_arrays, val_arrays, metadata, train_pairs)
+    return TranslationData(
+        splits, source, target, train_arrays, val_arrays, metadata, train_pairs,
+        dropped_pairs=len(splits.train) - len(train_pairs),
+    )

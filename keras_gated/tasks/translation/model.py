@@ -16,6 +16,11 @@ from keras_gated.tasks.translation.data import pad
 from keras_gated.tuning import GatedHyperModel
 
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
+
+#: Defaults of `learning_rate` and `warmup_steps`, chosen by time to quality
+#: (benchmarks/time_to_quality.py, docs/benchmarks.md "Time to quality").
+TRANSLATION_LEARNING_RATE = 3e-3
+TRANSLATION_WARMUP_STEPS = 0
 _COMPILED_STEPS = weakref.WeakKeyDictionary()
 
 
@@ -191,7 +196,8 @@ class TranslationHyperModel(GatedHyperModel):
     """Seq2Seq with the cell, sizes, attention and optimizer as hyperparameters.
 
     Adds to `GatedHyperModel`'s space: `embedding_dim` (16-256, default
-    64) and `attention` (additive, dot, none). `bleu_data=(sources,
+    64), `attention` (additive, dot, none) and `warmup_steps` (default 0,
+    see `GatedHyperModel.add_warmup`), and widens `learning_rate` to 3e-2. `bleu_data=(sources,
     references)` adds `val_bleu` / `val_chrf` to every epoch's logs (the
     tuner objective `val_bleu` needs it).
     """
@@ -207,6 +213,8 @@ class TranslationHyperModel(GatedHyperModel):
     def add_hparams(self, space):
         space.int("embedding_dim", 16, 256, step=16, default=64)
         space.choice("attention", ["additive", "dot", "none"])
+        self.add_warmup(space, default=TRANSLATION_WARMUP_STEPS)
+        space.float("learning_rate", 1e-4, 3e-2, sampling="log", default=TRANSLATION_LEARNING_RATE)
 
     def build(self, hp):
         r = self.recurrent_hparams(hp)
