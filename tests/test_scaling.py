@@ -221,6 +221,34 @@ def test_process_shards_put_together_are_the_global_batches():
         assert len(cluster.ProcessShard(uneven, 1, 2)[steps - 1]) == (1 if count == 42 else 4)
 
 
+def test_process_shards_of_length_bucketed_batches_all_have_the_global_batch_width():
+    """Each process's slice of a bucketed batch is cut from the global batch, so
+    every process's tensors have one shape (JAX assembles one global array)."""
+    from keras_gated.tasks.batches import BucketedArrayBatches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, size=64)
+    tokens = np.zeros((64, 32), "int32")
+    for row, length in enumerate(lengths):
+        tokens[row, :length] = rng.integers(1, 50, size=length)
+    labels = np.arange(64)
+    batches = BucketedArrayBatches((tokens, labels), (True, False), batch_size=8, seed=1, window=4)
+    shards = [cluster.ProcessShard(batches, index, 2) for index in range(2)]
+    for epoch in (0, 3):
+        for shard in shards:
+            shard.set_epoch(epoch)
+        batches.set_epoch(epoch)
+        for step in range(len(batches)):
+            whole_tokens, whole_labels = batches[step]
+            parts = [shard[step] for shard in shards]
+            assert {part[0].shape for part in parts} == {(4, whole_tokens.shape[1])}
+            assert np.array_equal(np.concatenate([part[0] for part in parts]), whole_tokens)
+            assert np.array_equal(np.concatenate([part[1] for part in parts]), whole_labels)
+            assert np.array_equal(
+                np.concatenate([shard.rows(step) for shard in shards]), batches.rows(step)
+            )
+
+
 @pytest.mark.slow
 def test_two_tensorflow_workers_killed_one_restarted_train_the_model_of_one_process(tmp_path, tensorflow_reference):
     """Two MultiWorkerMirroredStrategy workers; SIGKILL one after the chief's first backup:

@@ -38,6 +38,8 @@ import os
 import shutil
 import tempfile
 
+import keras
+
 from keras_gated.tasks.batches import EpochBatches
 
 #: The environment variables of a JAX cluster, read when the flags are absent.
@@ -344,17 +346,32 @@ class ProcessShard(EpochBatches):
             return steps - 1
         return steps
 
-    def rows(self, batch):
+    def set_epoch(self, epoch):
+        super().set_epoch(epoch)
+        self.global_batches.set_epoch(epoch)
+
+    def _local_slice(self, batch):
+        """The rows of global batch `batch` that are this process's, as a slice."""
         if not 0 <= batch < len(self):
             raise IndexError(f"Batch {batch} of an epoch of {len(self)} batches.")
-        rows = super().rows(batch)
-        if len(rows) % self.count:
+        count = len(super().rows(batch))
+        if count % self.count:
             raise ClusterConfigError(
-                f"A batch of {len(rows)} examples does not split over {self.count} processes: "
+                f"A batch of {count} examples does not split over {self.count} processes: "
                 "use a --batch-size that is a multiple of the number of processes."
             )
-        size = len(rows) // self.count
-        return rows[self.index * size : (self.index + 1) * size]
+        size = count // self.count
+        return slice(self.index * size, (self.index + 1) * size)
+
+    def rows(self, batch):
+        return super().rows(batch)[self._local_slice(batch)]
+
+    def __getitem__(self, batch):
+        # The slice of the global batch, not a batch of the local rows: a
+        # length-bucketed batch is cut to the width of its longest example
+        # of all processes, so every process's slice has the same shape.
+        local = self._local_slice(batch)
+        return keras.tree.map_structure(lambda array: array[local], self.global_batches[batch])
 
     def batch_of(self, rows):
         return self.global_batches.batch_of(rows)
