@@ -401,12 +401,13 @@ class _Loop:
                     d_prev = [torch.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
                 for total, part in zip(summed_totals, [p for sums in sums_by_level for p in sums]):
                     total += part
-                d_projected_t = d_z[0][t]
                 if extra_columns:
-                    d_projected_t = torch.cat([d_projected_t, d_bottom_extra], dim=-1)
-                if d_projected is None:
-                    d_projected = d_projected_t.new_empty((steps, *d_projected_t.shape))
-                d_projected[t] = d_projected_t
+                    # The bottom level's extra columns (l_t) are no part of
+                    # its pre-activations: d_projected is a buffer of its own.
+                    d_projected_t = torch.cat([d_z[0][t], d_bottom_extra], dim=-1)
+                    if d_projected is None:
+                        d_projected = d_projected_t.new_empty((steps, *d_projected_t.shape))
+                    d_projected[t] = d_projected_t
                 d_carry = d_prev
             d_weights, d_products = [], []
             for k, (level, weights) in enumerate(zip(levels, level_weights)):
@@ -436,4 +437,6 @@ class _Loop:
                         convert_to_tensor(g)
                         for g in level.backward_weight_gradients(d_z[k], stacked_states, stacked_saved)
                     ]
+        if not extra_columns:
+            d_projected = d_z[0]
         return d_projected, d_carry, d_weights, [*summed_totals, *d_products]
