@@ -11,6 +11,12 @@ batch padded to its split's longest sequence); "after" is the default
 is taken under the same load; the script repeats each measurement
 `--repeats` times and writes every figure, so a reader sees the spread.
 
+The language model (`lm`) reads one continuous stream in full windows of
+`--bptt` steps: it has no padding to remove, so length bucketing does not
+apply to it and only its defaults are compared (`before` is the pipeline and
+defaults of today; the candidates the defaults were chosen from run with
+`--configs`); its throughput counts every position, all of them real.
+
 Corpora:
 
 * `sample`: the task's embedded sample (`--data sample`);
@@ -25,7 +31,8 @@ Quality (`--parts quality`): each configuration trains epoch by epoch; after
 every epoch the validation score is measured (translation: greedy corpus
 BLEU of the validation sentences; sentiment: validation accuracy) and the
 cumulative training time (the time inside `fit`, the score's own decoding
-excluded) is recorded. The time to quality is the training time of the first
+excluded) is recorded (language model: validation perplexity, lower is
+better). The time to quality is the training time of the first
 epoch whose score reaches the stated target.
 
 Results go to `benchmarks/results/time_to_quality.json` (see
@@ -48,7 +55,16 @@ TARGETS = {
     ("translation", "short"): ("val_bleu", 50.0),
     ("sentiment", "sample"): ("val_accuracy", 0.97),
     ("sentiment", "short"): ("val_accuracy", 0.99),
+    ("lm", "sample"): ("val_perplexity", 5.5),
 }
+
+#: Metrics whose target is reached from above.
+LOWER_IS_BETTER = {"val_perplexity"}
+
+
+def reached(metric, score, target):
+    """Whether `score` meets `target` for `metric`."""
+    return score <= target if metric in LOWER_IS_BETTER else score >= target
 
 # ------------------------------------------------------------ generated corpora
 
@@ -100,6 +116,11 @@ def corpus_arguments(task, corpus, folder):
     """The `keras-gated train TASK` arguments that select `corpus`."""
     if corpus == "sample":
         return ["--data", "sample"]
+    if task == "lm":
+        raise ValueError(
+            "The language model reads one stream, whatever its sentence lengths: only its sample "
+            "is measured (--tasks lm --corpora sample)."
+        )
     if task == "translation":
         path = write_short_translation_corpus(os.path.join(folder, "short_pairs.tsv"))
     else:
@@ -160,6 +181,26 @@ class StepClock:
         self.callback = Callback()
 
 
+class WindowClock:
+    """Times every training step of the language model: every position is a real token."""
+
+    def __init__(self, windows):
+        import keras
+
+        outer = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_train_batch_begin(self, batch, logs=None):
+                outer.begin = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                tokens = windows.batch_size * windows.bptt
+                outer.steps.append((time.perf_counter() - outer.begin, tokens, tokens))
+
+        self.steps = []
+        self.callback = Callback()
+
+
 def throughput(task_name, corpus_argv, window, steps, warmup, extra):
     """Real tokens per second over `steps` training steps after `warmup` (traces) steps."""
     from keras_gated.tasks.batches import EpochSeeding
@@ -167,6 +208,19 @@ def throughput(task_name, corpus_argv, window, steps, warmup, extra):
     _, _, data, model, fit_kwargs = setup(
         task_name, [*corpus_argv, "--bucket-window", str(window), *extra]
     )
+    if task_name == "lm":
+        windows = fit_kwargs["x"]
+        clock = WindowClock(windows)
+        epochs = max(1, -(-(warmup + steps) // len(windows)))
+        model.fit(windows, epochs=epochs, shuffle=False, verbose=0,
+                  callbacks=[*fit_kwargs["callbacks"], clock.callback])
+        timed = clock.steps[warmup : warmup + steps]
+        seconds = sum(step[0] for step in timed)
+        tokens = sum(step[1] for step in timed)
+        return {"window": None, "extra": list(extra), "batch_size": windows.batch_size,
+                "steps": len(timed), "seconds": round(seconds, 3), "real_tokens": tokens,
+                "padded_positions": tokens, "real_share": 1.0,
+                "tokens_per_second": round(tokens / seconds, 1)}
     batches = fit_kwargs["x"]
     batches.batch_order.steps = warmup + steps
     clock = StepClock(task_name, batches)
@@ -190,6 +244,10 @@ def throughput(task_name, corpus_argv, window, steps, warmup, extra):
 
 
 def validation_score(task_name, model, data, sentences):
+    if task_name == "lm":
+        from keras_gated.tasks.lm.model import evaluate_stream
+
+        return evaluate_stream(model, data.valid_windows)["perplexity"]
     if task_name == "translation":
         from keras_gated.tasks.translation.model import Translator
         from keras_gated.tasks.translation.model import evaluate_translator
@@ -221,22 +279,26 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
     _, args, data, model, fit_kwargs = setup(
         task_name, [*corpus_argv, "--bucket-window", str(window), *extra]
     )
-    seeding = EpochSeeding(fit_kwargs["x"])
+    callbacks = list(fit_kwargs.pop("callbacks", []))
+    if task_name != "lm":
+        callbacks.append(EpochSeeding(fit_kwargs["x"]))
     curve, trained = [], 0.0
     for epoch in range(min(max_epochs, args.epochs) if full else max_epochs):
         start = time.perf_counter()
         model.fit(**fit_kwargs, initial_epoch=epoch, epochs=epoch + 1, verbose=0,
-                  callbacks=[seeding])
+                  callbacks=callbacks)
         trained += time.perf_counter() - start
         score = validation_score(task_name, model, data, sentences)
         curve.append({"epoch": epoch + 1, "train_seconds": round(trained, 1), metric: round(score, 4)})
         print(f"  {task_name}/{corpus} window {window} {' '.join(extra)}: epoch {epoch + 1} "
               f"{trained:.0f} s {metric} {score:.4f}", flush=True)
-        if score >= target and not full:
+        if reached(metric, score, target) and not full:
             break
-    reached = next((point["train_seconds"] for point in curve if point[metric] >= target), None)
+    seconds = next(
+        (point["train_seconds"] for point in curve if reached(metric, point[metric], target)), None
+    )
     return {"window": window, "extra": list(extra), "metric": metric, "target": target,
-            "batch_size": args.batch_size, "seconds_to_target": reached,
+            "batch_size": args.batch_size, "seconds_to_target": seconds,
             "full_run_seconds": round(trained, 1) if full else None, "curve": curve}
 
 
@@ -266,6 +328,14 @@ QUALITY_CONFIGS = {
         "after": (20, []),
         "batch_32": (20, ["--batch-size", "32"]),
     },
+    # No padding in the language model's windows: `before` is its whole
+    # default run; the candidates change one default each.
+    "lm": {
+        "before": (0, []),
+        "lr_1e-2": (0, ["--hp", "learning_rate=0.01"]),
+        "batch_10": (0, ["--batch-size", "10"]),
+        "bptt_20": (0, ["--bptt", "20"]),
+    },
 }
 
 #: Configurations of the throughput runs, interleaved in each repeat.
@@ -276,6 +346,7 @@ THROUGHPUT_CONFIGS = {
         "after": (20, []),
     },
     "sentiment": {"before": (0, []), "after": (20, [])},
+    "lm": {"before": (0, [])},
 }
 
 #: The configurations a run without --configs measures.
