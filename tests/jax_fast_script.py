@@ -4,7 +4,7 @@ Prints `OK <check>` or `FAIL <check>` with the traceback; exits 1 on a failure.
 Masking and `go_backwards` at the edges are in `edge_script.py`; here: initial
 states, recurrent dropout, inference, activations without a written
 derivative, stateful calls, `model.fit` under `jax.jit`, the stacks'
-loop (`fused_stack_rnn`), and the reasons a stack with the LSTM options, a
+loop (the same `fused_rnn`, over their levels), and the reasons a stack with the LSTM options, a
 prioritised Grid and `unroll=True` give for the generic loop.
 """
 
@@ -33,7 +33,7 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
      {"layer_norm": True, "projection_units": 3, "cell_clip": 1.0, "zoneout": (0.2, 0.3)}),
 ]
 
-# Stacks run `fused_stack_rnn`: depth-gated with D != H (a learned l_t of the
+# Stacks run the fast loop over their levels: depth-gated with D != H (a learned l_t of the
 # input) and D == H (l_t = x), and the Grid with each depth transform.
 STACKS = [
     ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),

@@ -477,7 +477,7 @@ def test_benchmark_quick_run_writes_every_backends_figures(tmp_path):
         assert rows["keras.LSTM"]["path"] == "keras"
         assert rows["PeepholeLSTM"]["path"] == "fast"
     assert figures["tensorflow"]["shapes"][0]["rows"][1]["path"] == "fast"
-    # The stacks have a fast loop on JAX too (`_fast.jax.fused_stack_rnn`).
+    # The stacks have a fast loop on JAX too (`_fast.jax.fused_rnn` over their levels).
     assert figures["jax"]["shapes"][0]["rows"][1]["path"] == "fast"
     assert "## tensorflow" in result.stdout and "## jax" in result.stdout
     assert "| PeepholeLSTM | fast |" in result.stdout

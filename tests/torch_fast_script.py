@@ -6,7 +6,7 @@ every one-layer case: a mask, initial states with `go_backwards`, recurrent
 dropout with input dropout, and an inference call (still differentiated);
 then stateful calls, inference under `torch.no_grad()` (the loop without the
 autograd Function), `stateless_call`, `model.fit`, the stacks on the same
-loop (`fused_stack_rnn`), and the reasons a stack with the LSTM options, a
+loop (the same `fused_rnn`, over their levels), and the reasons a stack with the LSTM options, a
 prioritised Grid and `unroll=True` give for the generic loop.
 """
 
@@ -37,7 +37,7 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
     ("lstm-zoneout-projection", kg.LSTM, {"zoneout": 0.2, "projection_units": 3}),
 ]
 
-# Stacks run `fused_stack_rnn`: depth-gated with D != H (a learned l_t of the
+# Stacks run the fast loop over their levels: depth-gated with D != H (a learned l_t of the
 # input) and D == H (l_t = x), and the Grid with each depth transform.
 STACKS = [
     ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),

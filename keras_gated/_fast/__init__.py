@@ -26,13 +26,13 @@ Inference calls (`training=False`) run both loops' forward part alone.
   (`contract.FusedLevel`) with their written backward steps and the
   recurrent weight gradients as one product each after the reverse scan;
   `fused_rnn` runs a one-layer cell as the one-level stack
-  `contract.CellLevel(cell)`, `fused_stack_rnn` a stack's `fast_levels()`.
+  `contract.CellLevel(cell)` and a stack as its `fast_levels()`.
   `unroll=True` runs the generic loop on JAX.
 * `keras_gated._fast.torch`: the same single loop over levels on PyTorch,
   an eager loop under `torch.autograd.Function` over the written backward
   steps (or autograd's VJP of one step for activations without one), the
   recurrent weight gradients as one product each after the backward loop;
-  `fused_rnn` for one-layer cells, `fused_stack_rnn` for stacks. A call no
+  `fused_rnn` for one-layer cells and stacks alike. A call no
   gradient can reach (`torch.no_grad()`) runs its forward loop alone.
   `unroll=True` runs the generic loop on PyTorch.
 
@@ -121,14 +121,12 @@ def fast_loop(layer, inputs, initial_state, mask, training):
         from keras_gated._fast import jax as jax_fast
 
         # unavailable_reason has ruled out unroll=True on JAX.
-        run = jax_fast.fused_rnn if _kind(layer.cell) == "cell" else jax_fast.fused_stack_rnn
-        return run(layer.cell, inputs, initial_state, **options)
+        return jax_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
     if backend.backend() == "torch":
         from keras_gated._fast import torch as torch_fast
 
         # unavailable_reason has ruled out unroll=True on PyTorch.
-        run = torch_fast.fused_rnn if _kind(layer.cell) == "cell" else torch_fast.fused_stack_rnn
-        return run(layer.cell, inputs, initial_state, **options)
+        return torch_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
     from keras_gated._fast import tensorflow as tf_fast
 
     run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn

@@ -19,8 +19,8 @@ U is `H^T dR` from `step_backward`'s `d_recurrent`, which the loops keep.
 
 Stacks (`has_fast_levels`) describe their levels with `fast_levels()`
 instead, each a `FusedLevel`: TensorFlow's `fused_stack_rnn` runs them. On
-JAX one loop runs every fast layer as a stack of levels: a one-layer cell is
-the one-level stack `CellLevel(cell)`.
+JAX and PyTorch one loop runs every fast layer as a stack of levels
+(`levels_of`): a one-layer cell is the one-level stack `CellLevel(cell)`.
 """
 
 import typing
@@ -177,3 +177,17 @@ class CellLevel:
 
     def recurrent_columns(self, rows):
         return self.cell.recurrent_columns(rows)
+
+
+def levels_of(cell, state_count, automatic_level):
+    """The levels a loop runs for `cell`, bottom first.
+
+    A stack's `fast_levels()`; for a one-layer cell
+    (`deferred_recurrent_product`), the one-level stack `CellLevel(cell)`, or
+    `automatic_level(cell)` (the backend's automatic derivative of the step)
+    for activations without a written backward step.
+    """
+    if not cell.deferred_recurrent_product:
+        return cell.fast_levels()
+    level_class = CellLevel if cell.has_step_backward else automatic_level
+    return [level_class(cell, state_count)]

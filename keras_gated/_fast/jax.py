@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import keras
 
 from keras_gated._fast.contract import CellLevel
-from keras_gated._fast.contract import FusedCell
+from keras_gated._fast.contract import levels_of
 from keras_gated._fast.contract import LevelStepGradients
 
 # Steps per iteration of the scans' loops (`lax.scan(unroll=...)`). On
@@ -57,39 +57,6 @@ TRAINING_UNROLL = 1
 
 
 def fused_rnn(
-    cell: FusedCell,
-    inputs,
-    initial_state,
-    mask=None,
-    training=False,
-    go_backwards=False,
-    zero_output_for_mask=False,
-    return_all_outputs=True,
-):
-    """Runs a one-layer `cell` over `inputs`: the one-level stack `CellLevel(cell)`.
-
-    Same contract as `keras.src.backend.jax.rnn`.
-
-    Args:
-        cell: A built cell with `deferred_recurrent_product = True`, read
-            through `keras_gated._fast.contract.FusedCell`.
-        inputs: The layer's inputs after input dropout, (batch, time, D).
-        initial_state: List of state tensors, `h` first.
-        mask: Optional boolean (batch, time) mask.
-
-    Returns:
-        `(last_output, outputs, new_states)`, where `outputs` is
-        (batch, time, H) if `return_all_outputs`, else (batch, 1, H), in the
-        order the steps ran (reversed with `go_backwards`, as Keras does).
-    """
-    level_class = CellLevel if cell.has_step_backward else _AutomaticCellLevel
-    return _run(
-        cell, [level_class(cell, len(initial_state))], inputs, initial_state, mask,
-        training, go_backwards, zero_output_for_mask, return_all_outputs,
-    )
-
-
-def fused_stack_rnn(
     cell,
     inputs,
     initial_state,
@@ -99,10 +66,25 @@ def fused_stack_rnn(
     zero_output_for_mask=False,
     return_all_outputs=True,
 ):
-    """Runs a stacked cell (`has_fast_levels`) over `inputs`, its
-    `fast_levels()` bottom-up inside every step. Same contract as `fused_rnn`."""
+    """Runs `cell` over `inputs` as a stack of levels; same contract as `keras.src.backend.jax.rnn`.
+
+    Args:
+        cell: A built cell with a fast form: a one-layer `FusedCell`
+            (`deferred_recurrent_product = True`), run as the one-level
+            stack `CellLevel(cell)`, or a stack (`has_fast_levels`), run as
+            its `fast_levels()` (`keras_gated._fast.contract.levels_of`).
+        inputs: The layer's inputs after input dropout, (batch, time, D).
+        initial_state: List of state tensors, `h` first.
+        mask: Optional boolean (batch, time) mask.
+
+    Returns:
+        `(last_output, outputs, new_states)`, where `outputs` is
+        (batch, time, H) if `return_all_outputs`, else (batch, 1, H), in the
+        order the steps ran (reversed with `go_backwards`, as Keras does).
+    """
+    levels = levels_of(cell, len(initial_state), _AutomaticCellLevel)
     return _run(
-        cell, cell.fast_levels(), inputs, initial_state, mask,
+        cell, levels, inputs, initial_state, mask,
         training, go_backwards, zero_output_for_mask, return_all_outputs,
     )
 

@@ -369,14 +369,14 @@ class DepthGatedLSTMCell(StackedGatedCell):
 
     @property
     def has_fast_levels(self):
-        """Whether a stack runs `fused_stack_rnn`: `num_layers > 1`,
+        """Whether a stack runs the fast loops (`FusedLevel`s): `num_layers > 1`,
         activations with a written derivative and no LSTM option (the
         stack's levels have no written form of them yet; a one-layer cell
         runs `fused_rnn`, options included)."""
         return self.num_layers > 1 and self.has_step_backward and not self.has_lstm_options
 
     def fast_levels(self):
-        """The layers of the stack as `fused_stack_rnn` runs them, bottom first."""
+        """The layers of the stack as the fast loops run them, bottom first."""
         bottom = _DepthGatedLevel(self.layer_cells[0], bottom_projection=self.projection_weights())
         return [bottom] + [_DepthGatedLevel(layer) for layer in self.layer_cells[1:]]
 
@@ -422,7 +422,7 @@ class DepthGatedLSTMCell(StackedGatedCell):
 
 
 class _DepthGatedLevel:
-    """One layer of a `DepthGatedLSTMCell` stack as `fused_stack_rnn` runs it.
+    """One layer of a `DepthGatedLSTMCell` stack as the fast loops run it.
 
     Its input product is `W x + b` (blocks i, f, c, o, d) of the h of the
     layer below; its extra input is l_t, the c of the layer below (for the

@@ -317,11 +317,11 @@ class GridLSTMCell(StackedGatedCell):
         )
         return d_z, d_memory * f
 
-    # -- TensorFlow fast path (keras_gated._fast.tensorflow.fused_stack_rnn) --
+    # -- fast paths (keras_gated._fast: levels, `FusedLevel`) --
 
     @property
     def has_fast_levels(self):
-        """Whether `fused_stack_rnn` runs this grid: not the prioritised grid,
+        """Whether the fast loops run this grid: not the prioritised grid,
         whose depth transform reads the new h^T_k (a third dependent product
         per level), and only activations with a written derivative."""
         return self.priority is None and all(
@@ -329,7 +329,7 @@ class GridLSTMCell(StackedGatedCell):
         )
 
     def fast_levels(self):
-        """The levels as `fused_stack_rnn` runs them, bottom first.
+        """The levels as the fast loops run them, bottom first.
 
         Each level's two transforms share one product: the rows of
         `[W^T_k | W^D_k]` that read h^T_k are its recurrent kernel, the rows
@@ -386,7 +386,7 @@ class GridLSTMCell(StackedGatedCell):
 
 
 class _GridLevel:
-    """Level k of a `GridLSTMCell` as `fused_stack_rnn` runs it.
+    """Level k of a `GridLSTMCell` as the fast loops run it.
 
     Pre-activations `z = h^D_{k-1} V_k + h^T_k R_k + b_k` hold the time
     transform's blocks i, f, o, g, then the depth transform's.
