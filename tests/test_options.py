@@ -308,6 +308,8 @@ STACK_OPTIONS = {
     "projection": {"projection_units": PROJECTION},
     "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP,
             "zoneout": (0.25, 0.4)},
+    # The one option the stack's levels run fused (`has_options_without_fast_levels`).
+    "cell-clip": {"cell_clip": CLIP},
 }
 STACK_LAYERS = 3
 
@@ -370,9 +372,13 @@ def stack_reference(options, inputs, states, layers, keep=None):
 def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     layer, inputs, states, layers, _ = stack_problem(options, seed=3)
     outputs, *final = layer(inputs, initial_state=states)
-    # The stack's levels have no written form of the options: the generic loop.
-    assert layer.last_call_path == "generic"
-    assert "LSTM options" in layer.fast_path_unavailable_reason()
+    if set(options) == {"cell_clip"}:
+        # The levels' written backward steps take the clip back: the fast loop.
+        assert layer.last_call_path == "fast"
+    else:
+        # The stack's levels have no written form of the others: the generic loop.
+        assert layer.last_call_path == "generic"
+        assert "LSTM options" in layer.fast_path_unavailable_reason()
     expected, expected_states = stack_reference(options, inputs.astype("float64"), states, layers)
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=3e-6)
     for got, want in zip(final, expected_states):
@@ -381,10 +387,12 @@ def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     assert [s.shape[-1] for s in final] == [width, UNITS] * STACK_LAYERS
 
 
-def test_depth_gated_stack_gradients_with_every_option_match_finite_differences():
-    options = STACK_OPTIONS["all"]
+@pytest.mark.parametrize("option_set", ["all", "cell-clip"])
+def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(option_set):
+    """"all" on the generic loop; "cell-clip" on the fast loop (the levels' written backward)."""
+    options = STACK_OPTIONS[option_set]
     layer, inputs, states, layers, rng = stack_problem(options, seed=4, dtype="float64")
-    probes = [rng.normal(size=(BATCH, STEPS, PROJECTION))] + [
+    probes = [rng.normal(size=(BATCH, STEPS, options.get("projection_units", UNITS)))] + [
         rng.normal(size=s.shape) for s in states
     ]
     x, s = tf.constant(inputs), [tf.constant(v) for v in states]
@@ -392,6 +400,7 @@ def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(
         tape.watch([x, *s])
         results = layer(x, initial_state=s, training=True)
         loss = sum(tf.reduce_sum(r * p) for r, p in zip(results, probes))
+    assert layer.last_call_path == ("fast" if option_set == "cell-clip" else "generic")
     variables = list(layer.weights)
     grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
     keep = stack_keep_masks(options, inputs)

@@ -71,8 +71,10 @@ class DepthGatedLSTMCell(StackedGatedCell):
             (docs/options.md), on every layer around its own update
             c̃_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(·); an upper layer
             reads the carried c_t below as its l_t and the (projected) h
-            below as its input. A stack with an option runs the generic
-            loop; the one-layer cell runs them fused.
+            below as its input. A stack with `layer_norm`,
+            `projection_units` or `zoneout` runs the generic loop (with
+            `cell_clip` alone, the fast loops); the one-layer cell runs
+            them all fused.
         **kwargs: The other arguments of `keras.layers.LSTMCell`
             (activation, recurrent_activation, use_bias, initializers,
             regularizers, constraints, unit_forget_bias, seed), plus
@@ -360,20 +362,27 @@ class DepthGatedLSTMCell(StackedGatedCell):
         ]
 
     @property
-    def has_lstm_options(self):
-        """Whether any LSTM option is on."""
-        return bool(
-            self.layer_norm or self.projection_units or self.cell_clip is not None
-            or any(self.zoneout)
-        )
+    def has_options_without_fast_levels(self):
+        """Whether an option is on that the stack's levels have no written form of.
+
+        `layer_norm` (an upper level's `LN_x` of the h below is no plain input
+        product `a V_k + b_k`), `projection_units` (the levels' output would be
+        `m P`) and `zoneout` (each level's keep masks would have to ride up the
+        levels). `cell_clip` acts inside the level's own memory update, which
+        its written backward step takes back through (`carried_cell_backward`).
+        """
+        return bool(self.layer_norm or self.projection_units or any(self.zoneout))
 
     @property
     def has_fast_levels(self):
         """Whether a stack runs the fast loops (`FusedLevel`s): `num_layers > 1`,
-        activations with a written derivative and no LSTM option (the
-        stack's levels have no written form of them yet; a one-layer cell
-        runs `fused_rnn`, options included)."""
-        return self.num_layers > 1 and self.has_step_backward and not self.has_lstm_options
+        activations with a written derivative and none of the options without
+        a written level form (`has_options_without_fast_levels`; a one-layer
+        cell runs them all fused)."""
+        return (
+            self.num_layers > 1 and self.has_step_backward
+            and not self.has_options_without_fast_levels
+        )
 
     def fast_levels(self):
         """The layers of the stack as the fast loops run them, bottom first."""
@@ -433,7 +442,7 @@ class _DepthGatedLevel:
     up_from_states = True
     passes_extra_up = True
     state_count = 2
-    # Without the LSTM options (see `has_fast_levels`) no norm on U h.
+    # Without layer_norm (see `has_fast_levels`) no norm on U h.
     separate_recurrent_gradient = False
 
     def __init__(self, layer, bottom_projection=False):
@@ -458,7 +467,7 @@ class _DepthGatedLevel:
         # d_c stays a list of terms, summed with the cell's own in one
         # reduction (see `add_gradients`).
         d_new = [add_gradients(d_new_states[0], d_up_hidden), [d_new_states[1], d_up_extra]]
-        # Without the LSTM options (see `has_fast_levels`) d_m is d_h.
+        # Without a projection or zoneout (see `has_fast_levels`) d_m is d_h.
         d_gates, d_lower, d_c_tm1, sums, _ = self.layer.layer_backward(
             z, extra, states[1], d_new
         )
