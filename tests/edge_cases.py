@@ -148,6 +148,27 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
     return numpy(outputs), [np.asarray(gx)] + [np.asarray(g) for g in gw]
 
 
+def fast_path_checks(cases, compare):
+    """The four comparisons of a backend's fast loop with its generic one, per case.
+
+    `cases` are `(case_id, layer_class, kwargs)`; `compare(layer_class,
+    kwargs, **options)` is the backend script's comparison. Returns
+    `(name, function, args, options)` checks: a mask, initial states with
+    `go_backwards`, recurrent dropout with input dropout, inference.
+    """
+    checks = []
+    for case_id, layer_class, kwargs in cases:
+        checks += [
+            (f"{case_id} mask", compare, (layer_class, kwargs), {}),
+            (f"{case_id} initial state backwards", compare, (layer_class, kwargs),
+             {"initial": True, "go_backwards": True}),
+            (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
+             {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
+            (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
+        ]
+    return checks
+
+
 def edge_results(layer_class, kwargs, mask_name, go_backwards):
     """{path: (values, gradients)} for one layer, one mask pattern."""
     batch, steps, mask = MASKS[mask_name]

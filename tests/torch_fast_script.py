@@ -20,6 +20,7 @@ import torch
 import keras_gated as kg
 from edge_cases import assert_close
 from edge_cases import data
+from edge_cases import fast_path_checks
 from edge_cases import make_layer
 from edge_cases import set_weights
 from edge_cases import values_and_gradients
@@ -194,25 +195,7 @@ def fallbacks():
 
 def main():
     print("BACKEND", keras.backend.backend(), flush=True)
-    checks = []
-    for case_id, layer_class, kwargs in ONE_LAYER:
-        checks += [
-            (f"{case_id} mask", compare, (layer_class, kwargs), {}),
-            (f"{case_id} initial state backwards", compare, (layer_class, kwargs),
-             {"initial": True, "go_backwards": True}),
-            (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
-             {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
-            (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
-        ]
-    for case_id, layer_class, kwargs in STACKS:
-        checks += [
-            (f"{case_id} mask", compare, (layer_class, kwargs), {}),
-            (f"{case_id} initial state backwards", compare, (layer_class, kwargs),
-             {"initial": True, "go_backwards": True}),
-            (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
-             {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
-            (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
-        ]
+    checks = fast_path_checks(ONE_LAYER + STACKS, compare)
     checks.append(("depth-gated-2 stateful", stateful, (kg.DepthGatedLSTM, {"num_layers": 2}), {}))
     checks.append(("grid-2 fit", fit, (kg.GridLSTM, {"num_layers": 2}), {}))
     for zero_output_for_mask in (False, True):

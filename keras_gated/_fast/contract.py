@@ -179,6 +179,23 @@ class CellLevel:
         return self.cell.recurrent_columns(rows)
 
 
+class AutomaticCellLevel(CellLevel):
+    """A one-layer cell without a written backward step (an activation with
+    no written derivative): each backend's loop takes its own automatic
+    vector-Jacobian product of the element-wise step (`backward`). The
+    weight matrices inside the step then get their gradients step by step,
+    as batch sums, like the weight vectors."""
+
+    def summed_weights(self):
+        return list(self.cell.summed_weights()) + list(self.cell.product_weights())
+
+    def product_weights(self):
+        return []
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        raise NotImplementedError
+
+
 def levels_of(cell, state_count, automatic_level):
     """The levels a loop runs for `cell`, bottom first.
 

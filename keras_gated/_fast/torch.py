@@ -56,7 +56,7 @@ import keras
 import torch
 from keras.src.backend.torch.core import convert_to_tensor
 
-from keras_gated._fast.contract import CellLevel
+from keras_gated._fast.contract import AutomaticCellLevel
 from keras_gated._fast.contract import levels_of
 from keras_gated._fast.contract import LevelStepGradients
 
@@ -94,18 +94,8 @@ def fused_rnn(
     )
 
 
-class _AutomaticCellLevel(CellLevel):
-    """A one-layer cell without a written backward step (an activation with
-    no written derivative): autograd's vector-Jacobian product of its
-    element-wise step takes the step's place. The weight matrices inside the
-    step then get their gradients step by step, as batch sums, like the
-    weight vectors."""
-
-    def summed_weights(self):
-        return list(self.cell.summed_weights()) + list(self.cell.product_weights())
-
-    def product_weights(self):
-        return []
+class _AutomaticCellLevel(AutomaticCellLevel):
+    """`AutomaticCellLevel` on PyTorch: the step's VJP by `torch.autograd.grad`."""
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
         d_new = list(d_new_states)
