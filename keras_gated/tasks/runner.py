@@ -20,8 +20,8 @@ import os
 import sys
 import warnings
 
-from keras_gated.tasks.common.progress import SHOW_EVERYTHING
 from keras_gated.tasks.batches import BUCKET_WINDOW
+from keras_gated.tasks.common.progress import SHOW_EVERYTHING
 from keras_gated.tasks.common.progress import keras_verbosity
 from keras_gated.tuning.hardware import STRATEGIES
 from keras_gated.tuning.tuners import TUNER_KINDS
