@@ -49,6 +49,10 @@ import time
 
 import numpy as np
 
+#: Validation CIDEr-D of the captioning sample's target (greedy captions of the
+#: validation images).
+CAPTIONING_CIDER_TARGET = 99.0
+
 #: Validation targets of the quality runs: (task, corpus) -> (metric, target).
 TARGETS = {
     ("translation", "sample"): ("val_bleu", 99.0),
@@ -56,6 +60,7 @@ TARGETS = {
     ("sentiment", "sample"): ("val_accuracy", 0.97),
     ("sentiment", "short"): ("val_accuracy", 0.99),
     ("lm", "sample"): ("val_perplexity", 5.5),
+    ("captioning", "sample"): ("val_cider", CAPTIONING_CIDER_TARGET),
 }
 
 #: Metrics whose target is reached from above.
@@ -116,6 +121,11 @@ def corpus_arguments(task, corpus, folder):
     """The `keras-gated train TASK` arguments that select `corpus`."""
     if corpus == "sample":
         return ["--data", "sample"]
+    if task == "captioning":
+        raise ValueError(
+            "Captioning reads images: only its rendered sample is measured (--tasks captioning "
+            "--corpora sample)."
+        )
     if task == "lm":
         raise ValueError(
             "The language model reads one stream, whatever its sentence lengths: only its sample "
@@ -152,8 +162,19 @@ def setup(task_name, argv):
 
 
 def real_tokens(task_name, batches, rows):
+    if task_name == "captioning":
+        # The targets `w1 .. wn <end>` of each caption: its length less the start token.
+        return int((batches.lengths[rows] - 1).sum())
     lengths = [l for l in batches.sequence_lengths if l is not None]
     return int(sum(lengths[i][rows].sum() for i in COUNTED_SEQUENCES[task_name]))
+
+
+def padded_positions(task_name, batches, rows, first):
+    """The positions of the counted sequences in the batch of `rows`, padding included."""
+    if task_name == "captioning":
+        return int(np.prod(batches.batch_of(rows, first)[1].shape))
+    widths = [w for w in batches.batch_widths(rows, first) if w is not None]
+    return sum(len(rows) * widths[i] for i in COUNTED_SEQUENCES[task_name])
 
 
 class StepClock:
@@ -169,12 +190,11 @@ class StepClock:
                 outer.begin = time.perf_counter()
 
             def on_train_batch_end(self, batch, logs=None):
+                seconds = time.perf_counter() - outer.begin
                 rows = batches.rows(batch)
-                widths = [w for w in batches.batch_widths(rows, batch == 0) if w is not None]
                 outer.steps.append(
-                    (time.perf_counter() - outer.begin,
-                     real_tokens(task_name, batches, rows),
-                     sum(len(rows) * widths[i] for i in COUNTED_SEQUENCES[task_name]))
+                    (seconds, real_tokens(task_name, batches, rows),
+                     padded_positions(task_name, batches, rows, batch == 0))
                 )
 
         self.steps = []
@@ -248,6 +268,12 @@ def validation_score(task_name, model, data, sentences):
         from keras_gated.tasks.lm.model import evaluate_stream
 
         return evaluate_stream(model, data.valid_windows)["perplexity"]
+    if task_name == "captioning":
+        from keras_gated.tasks.captioning.task import describe
+
+        _, validation, _ = data.parts
+        array, key = data.inputs[1]
+        return describe(model, validation, array, key, data.config)[1]["cider"]
     if task_name == "translation":
         from keras_gated.tasks.translation.model import Translator
         from keras_gated.tasks.translation.model import evaluate_translator
@@ -307,8 +333,8 @@ def time_to_quality(task_name, corpus, corpus_argv, window, max_epochs, extra, s
 #: pipeline; "after" is the pipeline and the defaults of this version.
 QUALITY_CONFIGS = {
     "translation": {
-        "before": (0, ["--epochs", "15", "--batch-size", "64"]),
-        "bucketed": (20, ["--epochs", "15", "--batch-size", "64"]),
+        "before": (0, ["--epochs", "15", "--batch-size", "64", "--hp", "label_smoothing=0"]),
+        "bucketed": (20, ["--epochs", "15", "--batch-size", "64", "--hp", "label_smoothing=0"]),
         "after": (20, []),
         # The candidates the defaults were chosen from (run with --configs).
         "lr_1e-2": (20, ["--batch-size", "64", "--hp", "learning_rate=0.01"]),
@@ -322,6 +348,19 @@ QUALITY_CONFIGS = {
                                     "--hp", "warmup_steps=200"]),
         "batch_32_lr_5e-3": (20, ["--batch-size", "32", "--hp", "learning_rate=0.005"]),
         "batch_32_lr_1e-2": (20, ["--batch-size", "32", "--hp", "learning_rate=0.01"]),
+        "coupled": (20, ["--hp", "cell=coupled"]),
+        "coupled_lr_5e-3": (20, ["--hp", "cell=coupled", "--hp", "learning_rate=0.005"]),
+        "label_smoothing_0.1": (20, ["--hp", "label_smoothing=0.1"]),
+        "lr_5e-3_label_smoothing_0.1": (20, ["--batch-size", "64", "--hp", "learning_rate=0.005",
+                                             "--hp", "label_smoothing=0.1"]),
+        "lr_7e-3": (20, ["--batch-size", "64", "--hp", "learning_rate=0.007"]),
+        "lr_7e-3_label_smoothing_0.1": (20, ["--batch-size", "64", "--hp", "learning_rate=0.007",
+                                             "--hp", "label_smoothing=0.1"]),
+        "label_smoothing_0.2": (20, ["--hp", "label_smoothing=0.2"]),
+        "no_label_smoothing": (20, ["--hp", "label_smoothing=0"]),
+        "units_128": (20, ["--hp", "units=128"]),
+        "embedding_32": (20, ["--hp", "embedding_dim=32"]),
+        "embedding_128": (20, ["--hp", "embedding_dim=128"]),
     },
     "sentiment": {
         "before": (0, []),
@@ -330,6 +369,15 @@ QUALITY_CONFIGS = {
     },
     # No padding in the language model's windows: `before` is its whole
     # default run; the candidates change one default each.
+    # The defaults of today and their candidates (bucketing changes only the
+    # pipeline: "before" pads every batch to the split's longest caption).
+    "captioning": {
+        "before": (0, []),
+        "after": (20, []),
+        "lr_5e-3": (20, ["--hp", "learning_rate=0.005"]),
+        "batch_64": (20, ["--batch-size", "64"]),
+        "units_64": (20, ["--hp", "units=64"]),
+    },
     "lm": {
         "before": (0, []),
         "lr_1e-2": (0, ["--hp", "learning_rate=0.01"]),
@@ -341,11 +389,12 @@ QUALITY_CONFIGS = {
 #: Configurations of the throughput runs, interleaved in each repeat.
 THROUGHPUT_CONFIGS = {
     "translation": {
-        "before": (0, ["--batch-size", "64"]),
-        "bucketed": (20, ["--batch-size", "64"]),
+        "before": (0, ["--batch-size", "64", "--hp", "label_smoothing=0"]),
+        "bucketed": (20, ["--batch-size", "64", "--hp", "label_smoothing=0"]),
         "after": (20, []),
     },
     "sentiment": {"before": (0, []), "after": (20, [])},
+    "captioning": {"before": (0, []), "after": (20, [])},
     "lm": {"before": (0, [])},
 }
 

@@ -52,6 +52,7 @@ from keras_gated.cells import NATIVE_STACKS
 from keras_gated.cells import check_cell
 from keras_gated.cells import stack_layers
 from keras_gated.cells import stack_size
+from keras_gated.losses import sparse_crossentropy
 
 # Token ids every vocabulary of this module reserves.
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
@@ -371,8 +372,10 @@ class Seq2Seq(keras.Model):
         return ops.log_softmax(logits, axis=-1), encoded
 
     @staticmethod
-    def loss_function():
-        """Cross-entropy on logits that ignores padded target positions."""
-        return keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True, ignore_class=PAD_ID
-        )
+    def loss_function(label_smoothing=0.0):
+        """Cross-entropy on logits that ignores padded target positions.
+
+        `label_smoothing` ε > 0 trains against `(1 - ε) one_hot(y) + ε / V`
+        (`keras_gated.losses.SmoothedSparseCrossentropy`).
+        """
+        return sparse_crossentropy(label_smoothing, ignore_class=PAD_ID)

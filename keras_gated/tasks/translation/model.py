@@ -17,10 +17,12 @@ from keras_gated.tuning import GatedHyperModel
 
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
 
-#: Defaults of `learning_rate` and `warmup_steps`, chosen by time to quality
-#: (benchmarks/time_to_quality.py, docs/benchmarks.md "Time to quality").
+#: Defaults of `learning_rate`, `warmup_steps` and `label_smoothing`, chosen
+#: by time to quality (benchmarks/time_to_quality.py, docs/benchmarks.md
+#: "Time to quality").
 TRANSLATION_LEARNING_RATE = 3e-3
 TRANSLATION_WARMUP_STEPS = 0
+TRANSLATION_LABEL_SMOOTHING = 0.1
 _COMPILED_STEPS = weakref.WeakKeyDictionary()
 
 
@@ -215,6 +217,7 @@ class TranslationHyperModel(GatedHyperModel):
         space.choice("attention", ["additive", "dot", "none"])
         self.add_warmup(space, default=TRANSLATION_WARMUP_STEPS)
         space.float("learning_rate", 1e-4, 3e-2, sampling="log", default=TRANSLATION_LEARNING_RATE)
+        space.float("label_smoothing", 0.0, 0.2, default=TRANSLATION_LABEL_SMOOTHING)
 
     def build(self, hp):
         r = self.recurrent_hparams(hp)
@@ -234,7 +237,8 @@ class TranslationHyperModel(GatedHyperModel):
         model.build()
         # XLA compiles the decoder loop slowly and runs it no faster on
         # CPU; jit_compile stays off.
-        return self.compile(model, hp, Seq2Seq.loss_function(), jit_compile=False)
+        loss = Seq2Seq.loss_function(self.space.get(hp, "label_smoothing"))
+        return self.compile(model, hp, loss, jit_compile=False)
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
