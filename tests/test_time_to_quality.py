@@ -29,3 +29,9 @@ def test_language_model_throughput_counts_every_position_of_its_windows():
     assert row["steps"] == 3 and row["real_share"] == 1.0
     assert row["real_tokens"] == 3 * row["batch_size"] * 35
     assert row["tokens_per_second"] > 0
+
+
+def test_captioning_is_measured_on_its_rendered_sample_only(tmp_path):
+    assert time_to_quality.TARGETS[("captioning", "sample")][0] == "val_cider"
+    with pytest.raises(ValueError, match="only its rendered sample"):
+        time_to_quality.corpus_arguments("captioning", "short", str(tmp_path))
