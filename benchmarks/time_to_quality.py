@@ -361,6 +361,9 @@ QUALITY_CONFIGS = {
         "units_128": (20, ["--hp", "units=128"]),
         "embedding_32": (20, ["--hp", "embedding_dim=32"]),
         "embedding_128": (20, ["--hp", "embedding_dim=128"]),
+        "embedding_128_lr_5e-3": (20, ["--hp", "embedding_dim=128", "--hp", "learning_rate=0.005"]),
+        "embedding_128_label_smoothing_0.2": (20, ["--hp", "embedding_dim=128",
+                                                   "--hp", "label_smoothing=0.2"]),
     },
     "sentiment": {
         "before": (0, []),
