@@ -35,3 +35,19 @@ def test_captioning_is_measured_on_its_rendered_sample_only(tmp_path):
     assert time_to_quality.TARGETS[("captioning", "sample")][0] == "val_cider"
     with pytest.raises(ValueError, match="only its rendered sample"):
         time_to_quality.corpus_arguments("captioning", "short", str(tmp_path))
+
+
+def test_a_rerun_replaces_only_its_own_rows(tmp_path):
+    import json
+
+    path = tmp_path / "results.json"
+    kept = {"task": "translation", "corpus": "short", "config": "after", "tokens_per_second": 1.0}
+    stale = {"task": "lm", "corpus": "sample", "config": "before", "tokens_per_second": -1.0}
+    path.write_text(json.dumps({"note": "kept", "throughput": [kept, stale], "quality": [kept]}))
+    time_to_quality.main(["--parts", "throughput", "--tasks", "lm", "--corpora", "sample",
+                          "--repeats", "1", "--steps", "2", "--warmup", "1",
+                          "--output", str(path)])
+    results = json.loads(path.read_text())
+    assert results["note"] == "kept" and results["quality"] == [kept]
+    assert results["throughput"][0] == kept and stale not in results["throughput"]
+    assert [row["task"] for row in results["throughput"][1:]] == ["lm"]
