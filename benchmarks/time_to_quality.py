@@ -140,8 +140,8 @@ def corpus_arguments(task, corpus, folder):
 
 #: Which sequence arrays of a task's training batches hold its real tokens
 #: (translation: the source and the decoder targets, not the decoder inputs,
-#: which repeat the targets).
-COUNTED_SEQUENCES = {"translation": (0, 2), "sentiment": (0,)}
+#: which repeat the targets; captioning: the targets of its captions).
+COUNTED_SEQUENCES = {"translation": (0, 2), "sentiment": (0,), "captioning": (0,)}
 
 
 def setup(task_name, argv):
@@ -161,20 +161,11 @@ def setup(task_name, argv):
     return task, args, data, model, task.fit_kwargs(args, data)
 
 
-def real_tokens(task_name, batches, rows):
-    if task_name == "captioning":
-        # The targets `w1 .. wn <end>` of each caption: its length less the start token.
-        return int((batches.lengths[rows] - 1).sum())
-    lengths = [l for l in batches.sequence_lengths if l is not None]
-    return int(sum(lengths[i][rows].sum() for i in COUNTED_SEQUENCES[task_name]))
-
-
-def padded_positions(task_name, batches, rows, first):
-    """The positions of the counted sequences in the batch of `rows`, padding included."""
-    if task_name == "captioning":
-        return int(np.prod(batches.batch_of(rows, first)[1].shape))
-    widths = [w for w in batches.batch_widths(rows, first) if w is not None]
-    return sum(len(rows) * widths[i] for i in COUNTED_SEQUENCES[task_name])
+def token_counts(task_name, batches, rows, first):
+    """`(real tokens, positions)` of the counted sequences in the batch of `rows`."""
+    counts = batches.batch_token_counts(rows, first)
+    counted = [counts[i] for i in COUNTED_SEQUENCES[task_name]]
+    return sum(real for real, _ in counted), sum(padded for _, padded in counted)
 
 
 class StepClock:
@@ -193,8 +184,7 @@ class StepClock:
                 seconds = time.perf_counter() - outer.begin
                 rows = batches.rows(batch)
                 outer.steps.append(
-                    (seconds, real_tokens(task_name, batches, rows),
-                     padded_positions(task_name, batches, rows, batch == 0))
+                    (seconds, *token_counts(task_name, batches, rows, batch == 0))
                 )
 
         self.steps = []

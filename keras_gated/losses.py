@@ -17,7 +17,10 @@ The same as `keras.losses.CategoricalCrossentropy(label_smoothing=ε,
 from_logits=True)` on one-hot targets. Positions whose target is
 `ignore_class` (padding) count neither in the sum nor in the mean: the loss
 is averaged over the real tokens of the batch, as Keras's `ignore_class`
-does.
+does. Give either `ignore_class` or predictions that carry a Keras mask over
+the same positions, not both: Keras's `Loss` averages over a mask's
+positions itself, so both would count the real share twice (the sequence
+models of this package give logits without a mask).
 """
 
 import keras

@@ -326,23 +326,33 @@ class BucketedArrayBatches(ArrayBatches):
         ]
         return keras.tree.pack_sequence_as(self.arrays, flat)
 
+    def batch_token_counts(self, rows, first=False):
+        """`[(real, padded), ...]` per sequence array of the batch of `rows`.
+
+        `real` counts the ids within each row's length, `padded` the
+        positions the batch holds (rows times its width).
+        """
+        widths = [w for w in self.batch_widths(rows, first) if w is not None]
+        lengths = [l for l in self.sequence_lengths if l is not None]
+        return [
+            (int(np.minimum(length[rows], width).sum()), width * len(rows))
+            for width, length in zip(widths, lengths)
+        ]
+
     def token_counts(self, epoch=None):
         """`[(real, padded), ...]` per sequence array over one epoch's batches.
 
-        `real` counts the ids within each row's length, `padded` the
-        positions the batches hold (rows times the batch's width). Their
-        ratio is the share of a step's work spent on real tokens.
+        Their ratio is the share of a step's work spent on real tokens
+        (`batch_token_counts` summed over the epoch).
         """
         epoch = self.epoch if epoch is None else epoch
         order = self.batch_order.order(epoch)
         totals = [[0, 0] for lengths in self.sequence_lengths if lengths is not None]
         for batch in range(len(self)):
             rows = self.batch_order.rows(epoch, batch, order)
-            widths = [w for w in self.batch_widths(rows, batch == 0) if w is not None]
-            lengths = [l for l in self.sequence_lengths if l is not None]
-            for total, width, length in zip(totals, widths, lengths):
-                total[0] += int(np.minimum(length[rows], width).sum())
-                total[1] += width * len(rows)
+            for total, (real, padded) in zip(totals, self.batch_token_counts(rows, batch == 0)):
+                total[0] += real
+                total[1] += padded
         return [tuple(total) for total in totals]
 
 class BatchNames:

@@ -33,6 +33,7 @@ from keras_gated.tasks.captioning.data import PAD
 from keras_gated.tasks.captioning.data import START
 from keras_gated.tasks.captioning.data import Vocabulary
 from keras_gated.cells import make_cell
+from keras_gated.losses import sparse_crossentropy
 from keras_gated.tuning import GatedHyperModel
 
 SMALL_CNN = "small_cnn"
@@ -557,7 +558,7 @@ def _token_lists(found):
 
 def caption_loss():
     """Cross-entropy of the next word; padding positions do not count."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD)
+    return sparse_crossentropy(ignore_class=PAD)
 
 
 class CaptionHyperModel(GatedHyperModel):

@@ -131,15 +131,26 @@ class CaptionBatches(EpochBatches):
     def __getitem__(self, batch):
         return self.batch_of(self.rows(batch), first=batch == 0)
 
-    def batch_of(self, rows, first=False):
-        # Inputs are `<start> w1 .. wn`, targets `w1 .. wn <end>`: one step
-        # shorter than the longest `<start> .. <end>` of the batch. The
-        # first batch of an epoch is wider than any (see `widest_first`).
+    def target_steps(self, rows, first=False):
+        """The width of the batch of `rows`: its inputs `<start> w1 .. wn`
+        and targets `w1 .. wn <end>` are one step shorter than its longest
+        `<start> .. <end>`. The first batch of an epoch is wider than any
+        (see `widest_first`)."""
         steps = self.tokens.shape[1] - 1
         if self.batch_order.window and first:
-            steps = widest_first(self.lengths - 1, steps)
-        elif self.batch_order.window and len(rows):
-            steps = padded_length(self.lengths[rows].max() - 1, steps)
+            return widest_first(self.lengths - 1, steps)
+        if self.batch_order.window and len(rows):
+            return padded_length(self.lengths[rows].max() - 1, steps)
+        return steps
+
+    def batch_token_counts(self, rows, first=False):
+        """`[(real, padded)]` of the targets of the batch of `rows` (as
+        `BucketedArrayBatches.batch_token_counts`)."""
+        steps = self.target_steps(rows, first)
+        return [(int(np.minimum(self.lengths[rows] - 1, steps).sum()), steps * len(rows))]
+
+    def batch_of(self, rows, first=False):
+        steps = self.target_steps(rows, first)
         tokens = cut_or_pad(self.tokens[rows], steps + 1)
         x = {self.key: self.inputs[self.image_index[rows]], "tokens": tokens[:, :steps]}
         return x, tokens[:, 1:]
