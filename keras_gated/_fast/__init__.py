@@ -10,16 +10,14 @@ This sub-package holds what only pays on one backend. Its modules are
 imported lazily, so that a JAX or PyTorch user never imports TensorFlow:
 
 * `keras_gated._fast.tensorflow.fused_rnn`: a time loop under
-  `tf.custom_gradient`, cut into chunks of steps, that stores the per-step
-  pre-activations, runs the backward steps over the cell's hand-written
-  backward step (`GatedCell.step_backward`) and the product `dz_t U^T`
-  only, and computes `[dW ; dU ; db]` with one product per chunk (see
-  `docs/benchmarks.md` for the measurements behind it);
-* `keras_gated._fast.tensorflow.fused_stack_rnn`: the same for cells that
-  run several levels inside each step (`DepthGatedLSTMCell(num_layers > 1)`,
-  `GridLSTMCell`), described by their `fast_levels()`.
-
-Inference calls (`training=False`) run both loops' forward part alone.
+  `tf.custom_gradient` over a stack of levels (`contract.FusedLevel`; a
+  one-layer cell is the one-level stack `contract.CellLevel(cell)`, a stack
+  gives its `fast_levels()`), cut into chunks of steps, that stores the
+  per-step pre-activations, runs the backward steps over the levels'
+  hand-written backward steps and the products `dz_k R_k^T` only, and
+  computes each level's `[dW ; dU ; db]` with one product per chunk (see
+  `docs/benchmarks.md` for the measurements behind it). Inference calls
+  (`training=False`) run its forward part alone.
 
 * `keras_gated._fast.jax`: one loop for every fast layer on JAX, a
   `lax.scan` under `jax.custom_vjp` over a stack of levels
@@ -130,5 +128,4 @@ def fast_loop(layer, inputs, initial_state, mask, training):
         return torch_fast.fused_rnn(layer.cell, inputs, initial_state, **options)
     from keras_gated._fast import tensorflow as tf_fast
 
-    run = tf_fast.fused_rnn if _kind(layer.cell) == "cell" else tf_fast.fused_stack_rnn
-    return run(layer.cell, inputs, initial_state, unroll=layer.unroll, **options)
+    return tf_fast.fused_rnn(layer.cell, inputs, initial_state, unroll=layer.unroll, **options)

@@ -18,9 +18,9 @@ With `separate_recurrent_gradient` (a norm on `U h_{t-1}`), the gradient of
 U is `H^T dR` from `step_backward`'s `d_recurrent`, which the loops keep.
 
 Stacks (`has_fast_levels`) describe their levels with `fast_levels()`
-instead, each a `FusedLevel`: TensorFlow's `fused_stack_rnn` runs them. On
-JAX and PyTorch one loop runs every fast layer as a stack of levels
-(`levels_of`): a one-layer cell is the one-level stack `CellLevel(cell)`.
+instead, each a `FusedLevel`. On every backend one loop runs every fast
+layer as a stack of levels (`levels_of`): a one-layer cell is the one-level
+stack `CellLevel(cell)`.
 """
 
 import typing
@@ -107,8 +107,18 @@ class FusedLevel(typing.Protocol):
     input_bias: typing.Any  # b_k or None
     projection: typing.Any  # bottom level: (kernel, bias) or None; above: None
     extra_columns: int  # bottom level: columns of e_0 at the end of the projection
+    # Bottom level with a projection: columns at the end of z that are the
+    # projection's own (z = [p_rec + h R ; p_rest]); a loop may project them
+    # again in its backward pass rather than keep them for every step.
+    input_only_columns: int
     state_count: int  # the level's own states, h first
     separate_recurrent_gradient: bool  # `d_recurrent` is no slice of `d_preactivations`
+    step_saves: int  # per-step tensors `backward` returns in `saved`
+    # What the level above reads: the new states (h, c) of this level
+    # (`up_from_states`), or what `forward` passes up, with its extra vector
+    # only if `passes_extra_up`. A loop may keep the reads apart or not.
+    up_from_states: bool
+    passes_extra_up: bool
 
     def preactivations(self, input_product, recurrent_product):
         """`z_k` from the input and recurrent products."""
@@ -144,14 +154,26 @@ class CellLevel:
 
     input_kernel = None
     input_bias = None
-    projection = None
     extra_columns = 0
+    up_from_states = False
+    passes_extra_up = False
 
     def __init__(self, cell: FusedCell, state_count):
         self.cell = cell
         self.recurrent_kernel = cell.recurrent_kernel
         self.state_count = state_count
         self.separate_recurrent_gradient = cell.separate_recurrent_gradient
+        self.step_saves = cell.step_backward_saves
+        # `(W, b)` where the projection is that product (not with layer_norm
+        # or zoneout's keep masks: then `project_sequence`).
+        self.projection = cell.projection_weights()
+        self.input_only_columns = 0
+        if self.projection is not None and cell.kernel_gates.startswith(cell.recurrent_gates):
+            # The gate blocks without a recurrent part follow those with one
+            # (the depth-gated cell's depth gate, and its lower memory).
+            self.input_only_columns = (
+                self.projection[0].shape[-1] - self.recurrent_kernel.shape[-1]
+            )
 
     def preactivations(self, input_product, recurrent_product):
         return self.cell.full_preactivations(input_product, recurrent_product)
@@ -185,6 +207,10 @@ class AutomaticCellLevel(CellLevel):
     vector-Jacobian product of the element-wise step (`backward`). The
     weight matrices inside the step then get their gradients step by step,
     as batch sums, like the weight vectors."""
+
+    def __init__(self, cell: FusedCell, state_count):
+        super().__init__(cell, state_count)
+        self.step_saves = 0
 
     def summed_weights(self):
         return list(self.cell.summed_weights()) + list(self.cell.product_weights())

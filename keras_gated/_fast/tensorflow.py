@@ -5,9 +5,12 @@ step then computes its own share of the recurrent weight gradient,
 `h_{t-1}^T dz_t`, a product whose inner dimension is only the batch size,
 and the loop pushes and pops every intermediate of the step on stacks.
 
-What this module does instead, for a cell whose step reaches
-`recurrent_kernel` only through `GatedCell.recurrent_product`
-(`deferred_recurrent_product = True`):
+What this module does instead, in one loop skeleton for every fast layer
+as a stack of levels (`keras_gated._fast.contract.FusedLevel`): a one-layer
+cell whose step reaches `recurrent_kernel` only through
+`GatedCell.recurrent_product` (`deferred_recurrent_product = True`) is the
+one-level stack `CellLevel(cell)`; a stack (`has_fast_levels`) gives its
+`fast_levels()`. For a one-layer cell:
 
 * time is cut into chunks of about `CHUNK_ROWS` rows (steps x batch); the
   inputs of a chunk are projected with one product, `P = X W + b`, just
@@ -30,6 +33,10 @@ What this module does instead, for a cell whose step reaches
   `dZ` never exists for the whole sequence either, and the products of a
   chunk can run while the next chunk's steps do.
 
+A stack's levels run bottom-up inside each forward step and top-down inside
+each backward step, each with one input product of what the level below
+passed up and one recurrent product (see `fused_rnn`).
+
 Masking, `go_backwards`, recurrent dropout (masks drawn by the layer before
 the loop, as `keras.layers.RNN` does), `zero_output_for_mask`, initial and
 stateful states and `unroll` follow `keras.src.backend.tensorflow.rnn`
@@ -38,7 +45,9 @@ exactly, so this path gives the numbers of the cell path.
 
 import tensorflow as tf
 
-from keras_gated._fast.contract import FusedCell
+from keras_gated._fast.contract import AutomaticCellLevel
+from keras_gated._fast.contract import LevelStepGradients
+from keras_gated._fast.contract import levels_of
 from keras_gated._fast.tensorflow_tape import watched
 from keras_gated.backward import add_gradients
 
@@ -115,293 +124,6 @@ def _run(loop, run_forward, tensors, training, return_all_outputs):
 
 
 def fused_rnn(
-    cell: FusedCell,
-    inputs,
-    initial_state,
-    mask=None,
-    training=False,
-    go_backwards=False,
-    zero_output_for_mask=False,
-    return_all_outputs=True,
-    unroll=False,
-):
-    """Runs `cell` over `inputs`; same contract as `keras.src.backend.rnn`.
-
-    Args:
-        cell: A built `GatedCell` with `deferred_recurrent_product = True`.
-        inputs: The layer's inputs after input dropout, (batch, time, D).
-        initial_state: List of state tensors, `h` first.
-        mask: Optional boolean (batch, time) mask.
-
-    Returns:
-        `(last_output, outputs, new_states)`, where `outputs` is
-        (batch, time, H) if `return_all_outputs`, else (batch, 1, H).
-    """
-    inputs = tf.convert_to_tensor(inputs)
-    recurrent_kernel = tf.convert_to_tensor(cell.recurrent_kernel)
-    recurrent_mask = None
-    if training and cell.recurrent_dropout > 0:
-        recurrent_mask = cell.get_recurrent_dropout_mask(initial_state[0])
-    time_major_inputs, step_mask = _time_major(inputs, mask, go_backwards)
-    projection = cell.projection_weights()
-    loop_inputs, input_gradient = _loop_inputs(
-        cell, projection, time_major_inputs, inputs, go_backwards, training
-    )
-    length, chunk, num_chunks = _chunking(time_major_inputs, inputs.shape[0], unroll)
-    num_inputs = len(loop_inputs)
-    num_states = len(initial_state)
-    # The rows of U are the width of h (the projection's P, if any).
-    recurrent_rows, recurrent_width = recurrent_kernel.shape
-    # Columns at the end of z that have no recurrent part (the depth-gated
-    # layer's depth gate and lower memory, 2H): the backward loop projects
-    # them again from x, chunk by chunk, rather than keep them for every step.
-    recomputed = (
-        projection is not None
-        and cell.kernel_gates.startswith(cell.recurrent_gates)
-        and projection[0].shape[-1] > recurrent_width
-    )
-    # prev_output is only part of the step when masked steps repeat it.
-    carries_output = step_mask is not None and not zero_output_for_mask
-    written = cell.has_step_backward
-    # With a norm on U h the gradient of U is H^T dR, where dR is no slice
-    # of dZ: the backward steps keep it too (`_fast.unavailable_reason`
-    # leaves such cells to the loop only with a written step).
-    keeps_recurrent_gradient = cell.separate_recurrent_gradient
-
-    def chunk_bounds(c):
-        return _chunk_bounds(c, chunk, length)
-
-    def masked_step(z_t, mask_t, states, prev_output):
-        """The step from its full pre-activations, with Keras's masking rules."""
-        # The loop applies the recurrent dropout mask itself
-        # (recurrent_input) and hands the cell its pre-activations. Asking
-        # the cell for its mask here would draw a fresh one in the backward
-        # loop, which runs after keras.layers.RNN has reset the cached masks.
-        output, new_states, _ = cell.preactivation_step(z_t, list(states))
-        return _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output)
-
-    def recurrent_input(h_tm1):
-        return h_tm1 if recurrent_mask is None else h_tm1 * recurrent_mask
-
-    def run_forward(tensors, keep):
-        """The forward loop over the loop's input tensors.
-
-        Returns `(outputs, final states, bottom projection, kept)`; with
-        `keep`, `kept` is `(z_ta, states_in)`: the pre-activations z_t
-        (all but the `recomputed` columns, as the loop's own per-step list,
-        which the backward loop pops step by step) and the states each step
-        starts from.
-        """
-        loop_in = list(tensors[:num_inputs])
-        recurrent_kernel = tensors[num_inputs]
-        states = list(tensors[num_inputs + 1 :])
-        dtype = states[0].dtype
-        zero_output = tf.zeros_like(states[0])
-
-        bottom = _BottomProjection(loop_in, projection is not None, input_gradient)
-
-        def forward_chunk(c, carry):
-            start, end = chunk_bounds(c)
-            projected = bottom.chunk(start, end)
-            if recomputed:
-                projected, input_only = tf.split(projected, [recurrent_width, -1], -1)
-
-            def forward_step(s, carry):
-                states, prev_output, outputs_ta, kept_tas = carry
-                t = start + s
-                mask_t = step_mask[t] if step_mask is not None else None
-                r_t = tf.matmul(recurrent_input(states[0]), recurrent_kernel)
-                if recomputed:
-                    kept_z = projected[s] + r_t
-                    z_t = tf.concat([kept_z, input_only[s]], axis=-1)
-                else:
-                    z_t = kept_z = cell.full_preactivations(projected[s], r_t)
-                output, new_states = masked_step(z_t, mask_t, states, prev_output)
-                if keep:
-                    kept_tas = [
-                        ta.write(t, v) for ta, v in zip(kept_tas, [kept_z] + list(states))
-                    ]
-                return list(new_states), output, outputs_ta.write(t, output), kept_tas
-
-            return _for(end - start, forward_step, carry, unroll=unroll)
-
-        new_array = lambda: tf.TensorArray(dtype, size=length)  # noqa: E731
-        kept_tas = [new_array() for _ in range(1 + len(states))] if keep else []
-        states, _, outputs_ta, kept_tas = _for(
-            num_chunks,
-            forward_chunk,
-            (states, zero_output, new_array(), kept_tas),
-            unroll=unroll,
-            parallel_iterations=1,
-        )
-        kept = (kept_tas[0], [ta.stack() for ta in kept_tas[1:]]) if keep else None
-        return outputs_ta.stack(), states, bottom, kept
-
-    @tf.custom_gradient
-    def loop(*tensors):
-        outputs, final_states, bottom, (z_ta, states_in) = run_forward(tensors, True)
-        recurrent_kernel = tensors[num_inputs]
-        dtype = outputs.dtype
-        zero_output = tf.zeros_like(final_states[0])
-
-        def grad(d_outputs, *d_final_states, variables=None):
-            variables = list(variables or [])
-            d_outputs = _zeros_if_none(d_outputs, outputs)
-            d_states = [
-                _zeros_if_none(d, s) for d, s in zip(d_final_states, final_states)
-            ]
-            prev_outputs = None
-            if carries_output:
-                prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
-            # Transposed once, outside the loop: oneDNN runs the thin product
-            # d_r U^T about 3x slower with `transpose_b=True` than on a
-            # transposed copy (measured at 4H = 1024 columns).
-            recurrent_kernel_t = tf.transpose(recurrent_kernel)
-            bottom.prepare_backward(recurrent_width if recomputed else None)
-            summed_weights = cell.summed_weights() if written else []
-            product_weights = cell.product_weights() if written else []
-            z_store = _StepStore(z_ta, z_ta.element_shape)
-
-            def through_recurrent_product(d_r, d_states_prev):
-                d_h = tf.matmul(d_r, recurrent_kernel_t)
-                if recurrent_mask is not None:
-                    d_h = d_h * recurrent_mask
-                d_states_prev[0] = d_states_prev[0] + d_h
-                return d_states_prev
-
-            def written_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
-                """The cell's own `step_backward`, with Keras's masking rules."""
-                d_output, d_new, d_prev = _masked_gradients(
-                    mask_t, d_outputs[t], d_carry, d_prev, carries_output
-                )
-                d_new[0] = d_new[0] + d_output
-                d_z, d_r, d_cell_states, saved, sums = cell.step_backward(
-                    z_t, list(states_t), d_new
-                )
-                d_states_prev = [
-                    _zeros_if_none(d, like) for d, like in zip(d_cell_states, states_t)
-                ]
-                totals = [a + b for a, b in zip(totals, sums)]
-                return d_z, list(saved), d_r, d_states_prev, d_prev, totals
-
-            def taped_backward_step(t, z_t, states_t, mask_t, d_carry, d_prev, totals):
-                """Automatic derivative of the step, for cells without one written."""
-                prev_output = prev_outputs[t] if carries_output else zero_output
-                watched_tensors = [z_t] + list(states_t) + ([prev_output] if carries_output else [])
-                with tf.GradientTape() as tape:
-                    tape.watch(watched_tensors)
-                    output, new_states = masked_step(z_t, mask_t, states_t, prev_output)
-                grads = tape.gradient(
-                    [output] + list(new_states),
-                    watched_tensors + variables,
-                    output_gradients=[d_outputs[t] + d_prev] + list(d_carry),
-                    unconnected_gradients=tf.UnconnectedGradients.ZERO,
-                )
-                d_z = grads[0]
-                d_states_prev = list(grads[1 : 1 + num_states])
-                position = 1 + num_states
-                if carries_output:
-                    d_prev = grads[position]
-                    position += 1
-                else:
-                    d_prev = tf.zeros_like(d_prev)
-                totals = [a + g for a, g in zip(totals, grads[position:])]
-                return d_z, [], cell.recurrent_columns(d_z), d_states_prev, d_prev, totals
-
-            backward_step = written_backward_step if written else taped_backward_step
-            num_saves = cell.step_backward_saves if written else 0
-            totals_like = summed_weights if written else variables
-
-            def backward_chunk(c, carry):
-                start, end = chunk_bounds(c)
-                (z_handle, d_carry, d_prev, totals, products, product_grads,
-                 d_inputs_ta) = carry
-                chunk_arrays = [
-                    tf.TensorArray(dtype, size=end - start)
-                    for _ in range(1 + num_saves + int(keeps_recurrent_gradient))
-                ]
-                input_only = bottom.input_only(start, end) if recomputed else None
-
-                def backward_step_in_chunk(s, inner):
-                    z_handle, d_carry, d_prev, totals, arrays = inner
-                    t = start + s
-                    z_handle, z_t = z_store.take(t, z_handle)
-                    if recomputed:
-                        z_t = tf.concat([z_t, input_only[s]], axis=-1)
-                    states_t = [s[t] for s in states_in]
-                    mask_t = step_mask[t] if step_mask is not None else None
-                    d_z, saved, d_r, d_states_prev, d_prev, totals = backward_step(
-                        t, z_t, states_t, mask_t, d_carry, d_prev, totals
-                    )
-                    d_states_prev = through_recurrent_product(d_r, d_states_prev)
-                    if written:
-                        d_states_prev = _pass_masked(mask_t, d_states_prev, d_carry)
-                    kept = [d_z] + saved + ([d_r] if keeps_recurrent_gradient else [])
-                    arrays = [a.write(s, v) for a, v in zip(arrays, kept)]
-                    return z_handle, d_states_prev, d_prev, totals, arrays
-
-                z_handle, d_carry, d_prev, totals, chunk_arrays = _for(
-                    end - start,
-                    backward_step_in_chunk,
-                    (z_handle, d_carry, d_prev, totals, chunk_arrays),
-                    reverse=True,
-                    unroll=unroll,
-                )
-                d_z_chunk = chunk_arrays[0].stack()
-                d_r_chunk = chunk_arrays[-1].stack() if keeps_recurrent_gradient else None
-                products, d_inputs_ta = bottom.accumulate(
-                    c, start, end, _flat(recurrent_input(states_in[0][start:end])),
-                    d_z_chunk, cell.recurrent_columns, products, d_inputs_ta,
-                    d_r_chunk,
-                )
-                if product_weights:
-                    chunk_states = [s[start:end] for s in states_in]
-                    gradients = cell.backward_weight_gradients(
-                        d_z_chunk, chunk_states,
-                        [a.stack() for a in chunk_arrays[1 : 1 + num_saves]],
-                    )
-                    product_grads = [a + g for a, g in zip(product_grads, gradients)]
-                return (z_handle, d_carry, d_prev, totals, products, product_grads,
-                        d_inputs_ta)
-
-            initial_carry = (
-                z_store.handle(),
-                d_states,
-                tf.zeros_like(zero_output),
-                [tf.zeros_like(w) for w in totals_like],
-                bottom.zero_products(recurrent_kernel, dtype),
-                [tf.zeros_like(w) for w in product_weights],
-                tf.TensorArray(dtype, size=num_chunks, infer_shape=False),
-            )
-            with cell.backward_loop_weights():
-                carry = _for(
-                    num_chunks, backward_chunk, initial_carry, reverse=True, unroll=unroll,
-                    parallel_iterations=1,
-                )
-            _, d_initial_states, _, totals, products, product_grads, d_inputs_ta = carry
-            if written:
-                d_variables = _match_variables(
-                    variables,
-                    list(zip(summed_weights, totals))
-                    + list(zip(product_weights, product_grads)),
-                )
-            else:
-                d_variables = totals
-            d_loop_inputs, d_recurrent_kernel = bottom.gradients(
-                products, d_inputs_ta, recurrent_rows, cell.recurrent_columns
-            )
-            return (
-                d_loop_inputs + [d_recurrent_kernel] + list(d_initial_states),
-                d_variables,
-            )
-
-        return [outputs] + list(final_states), grad
-
-    tensors = [*loop_inputs, recurrent_kernel, *initial_state]
-    return _run(loop, run_forward, tensors, training, return_all_outputs)
-
-
-def fused_stack_rnn(
     cell,
     inputs,
     initial_state,
@@ -412,10 +134,13 @@ def fused_stack_rnn(
     return_all_outputs=True,
     unroll=False,
 ):
-    """Runs a stacked cell over `inputs`, like `fused_rnn`, level by level.
+    """Runs `cell` over `inputs` as a stack of levels; same contract as `keras.src.backend.rnn`.
 
-    `cell.fast_levels()` describes the stack: inside every step, level k
-    reads what level k-1 passed up at that step (a hidden vector `a_k`,
+    `contract.levels_of(cell)` describes the stack: a one-layer `FusedCell`
+    is the one-level stack `CellLevel(cell)` (`_AutomaticCellLevel` for
+    activations without a written backward step), a stack
+    (`has_fast_levels`) gives its `fast_levels()`. Inside every step, level
+    k reads what level k-1 passed up at that step (a hidden vector `a_k`,
     through its input kernel V_k, and an extra vector `e_k` such as the
     memory below) and its own past states (h_k through its recurrent
     kernel R_k): `z_k = a_k V_k + b_k + h_k R_k`, two products, and no
@@ -424,20 +149,48 @@ def fused_stack_rnn(
     runs the levels top-down with their written backward steps (`dh_k`
     gets `dz_k R_k^T`, the level below `dz_k V_k^T`), and after a chunk
     `[dV_k ; dR_k ; db_k] = [A_k | H_k | 1]^T dZ_k` is one product per
-    level. States are `[h_0, c_0, h_1, c_1, ...]`, bottom first; the output
-    is what the top level passes up.
+    level (for the bottom level `[dW ; dU ; db] = [X | H | 1]^T dZ`), and
+    the levels' `backward_weight_gradients` give the gradients of the
+    weight matrices inside the step. States are the levels' own, bottom
+    first (`[h_0, c_0, h_1, c_1, ...]`); the output is what the top level
+    passes up.
+
+    Args:
+        cell: A built cell with a fast form (`keras_gated._fast._kind`).
+        inputs: The layer's inputs after input dropout, (batch, time, D).
+        initial_state: List of state tensors, `h` first.
+        mask: Optional boolean (batch, time) mask.
+
+    Returns:
+        `(last_output, outputs, new_states)`, where `outputs` is
+        (batch, time, H) if `return_all_outputs`, else (batch, 1, H).
     """
-    levels = cell.fast_levels()
+    levels = levels_of(cell, len(initial_state), _AutomaticCellLevel)
+    if any(level.separate_recurrent_gradient for level in levels[1:]):
+        # No level above the bottom has a norm on its recurrent product
+        # (a depth-gated stack with layer_norm has no fast levels).
+        raise NotImplementedError(
+            "a norm on the recurrent product of a level above the bottom one "
+            "has no TensorFlow fast form"
+        )
     num_levels = len(levels)
     num_states = len(initial_state)
+    offsets = [0]
+    for level in levels:
+        offsets.append(offsets[-1] + level.state_count)
+    own = [slice(offsets[k], offsets[k + 1]) for k in range(num_levels)]
     inputs = tf.convert_to_tensor(inputs)
     time_major_inputs, step_mask = _time_major(inputs, mask, go_backwards)
     recurrent_masks = [None] * num_levels
     if training and cell.recurrent_dropout > 0:
+        # A stack's mask is one slice per level (`StackedGatedCell`).
         recurrent_masks = tf.split(
-            cell.get_recurrent_dropout_mask(initial_state[0]), num_levels, axis=-1
+            tf.convert_to_tensor(cell.get_recurrent_dropout_mask(initial_state[0])),
+            num_levels,
+            axis=-1,
         )
-    projection = levels[0].projection
+    bottom_level = levels[0]
+    projection = bottom_level.projection
     loop_inputs, input_gradient = _loop_inputs(
         cell, projection, time_major_inputs, inputs, go_backwards, training
     )
@@ -445,16 +198,22 @@ def fused_stack_rnn(
     # the levels sliced or joined them from the variables.
     level_weights = [
         [level.recurrent_kernel]
-        + ([] if k == 0 else [level.input_kernel])
-        + ([] if k == 0 or level.input_bias is None else [level.input_bias])
-        for k, level in enumerate(levels)
+        + ([] if level.input_kernel is None else [level.input_kernel])
+        + ([] if level.input_kernel is None or level.input_bias is None else [level.input_bias])
+        for level in levels
     ]
     level_weights = [[tf.convert_to_tensor(w) for w in ws] for ws in level_weights]
     num_weights = sum(len(ws) for ws in level_weights)
     length, chunk, num_chunks = _chunking(time_major_inputs, inputs.shape[0], unroll)
     num_inputs = len(loop_inputs)
+    # prev_output is only part of the step when masked steps repeat it.
     carries_output = step_mask is not None and not zero_output_for_mask
-    extra_columns = levels[0].extra_columns
+    extra_columns = bottom_level.extra_columns
+    # Columns at the end of the bottom level's z that are its projection's
+    # own (the depth-gated layer's depth gate and lower memory, 2H): the
+    # backward loop projects them again from x, chunk by chunk, rather than
+    # keep them for every step.
+    recomputed = bottom_level.input_only_columns if projection is not None else 0
     # What the forward step keeps of what the levels read from below, for
     # the backward step: (level, "a") and (level, "e"). A level that reads
     # the new states of the level below finds them among the kept states.
@@ -478,7 +237,11 @@ def fused_stack_rnn(
     def run_forward(tensors, keep):
         """The forward loop: `(outputs, final states, per-level weights,
         bottom projection, kept)`; with `keep`, `kept` is what the backward
-        loop reads: `(z_tas, read_tas, states_tas, z_shapes)`."""
+        loop reads: `(z_tas, read_tas, states_tas, z_shapes)`, the
+        pre-activations of every level and step (as the loop's own per-step
+        lists, which the backward loop pops step by step; the bottom level's
+        without its `recomputed` columns), what the levels read from below
+        and the states every step returns."""
         loop_in = list(tensors[:num_inputs])
         weights_in = list(tensors[num_inputs : num_inputs + num_weights])
         states = list(tensors[num_inputs + num_weights :])
@@ -497,7 +260,10 @@ def fused_stack_rnn(
 
         def forward_chunk(c, carry):
             start, end = _chunk_bounds(c, chunk, length)
-            bottom, bottom_extra = split_bottom(projection_in.chunk(start, end))
+            projected = projection_in.chunk(start, end)
+            if recomputed:
+                projected, input_only = tf.split(projected, [-1, recomputed], -1)
+            bottom, bottom_extra = split_bottom(projected)
 
             def forward_step(s, carry):
                 states, prev_output, outputs_ta, z_tas, read_tas, states_tas = carry
@@ -505,15 +271,19 @@ def fused_stack_rnn(
                 new_states, z_all, reads = [], [], {}
                 a, e = None, None if bottom_extra is None else bottom_extra[s]
                 for k, level in enumerate(levels):
-                    own = states[2 * k : 2 * k + 2]
-                    p = bottom[s] if k == 0 else input_product(k, a)
-                    r = tf.matmul(recurrent_input(k, own[0]), per_level[k][0])
-                    z = level.preactivations(p, r)
+                    level_states = states[own[k]]
+                    r = tf.matmul(recurrent_input(k, level_states[0]), per_level[k][0])
+                    if k == 0 and recomputed:
+                        kept_z = bottom[s] + r
+                        z = tf.concat([kept_z, input_only[s]], axis=-1)
+                    else:
+                        p = bottom[s] if k == 0 else input_product(k, a)
+                        z = kept_z = level.preactivations(p, r)
                     reads[(k, "a")], reads[(k, "e")] = a, e
-                    new_own, a, e = level.forward(z, e, own)
-                    new_states += new_own
-                    z_all.append(z)
-                    z_shapes[k] = z.shape
+                    new_own, a, e = level.forward(z, e, level_states)
+                    new_states += list(new_own)
+                    z_all.append(kept_z)
+                    z_shapes[k] = kept_z.shape
                 output, new_states = _masked_outputs(
                     None if step_mask is None else step_mask[t],
                     a, new_states, states, prev_output, carries_output,
@@ -547,7 +317,8 @@ def fused_stack_rnn(
             z_tas = [tf.TensorArray(dtype, size=length) for _ in levels]
             read_tas = arrays(len(kept_reads))
             states_tas = [
-                ta.write(0, s) for ta, s in zip(arrays(num_states, length + 1), states)
+                tf.TensorArray(dtype, size=length + 1, element_shape=s.shape).write(0, s)
+                for s in states
             ]
         final_states, _, outputs_ta, z_tas, read_tas, states_tas = _for(
             num_chunks,
@@ -575,7 +346,7 @@ def fused_stack_rnn(
             `next_index` indexes the states those steps returned.
             """
             if k > 0 and levels[k - 1].up_from_states:
-                below = 2 * (k - 1)
+                below = offsets[k - 1]
                 return state_steps[below][next_index], state_steps[below + 1][next_index]
             return tuple(
                 read_steps[(k, kind)][index] if (k, kind) in read_steps else None
@@ -588,17 +359,25 @@ def fused_stack_rnn(
             d_states = [
                 _zeros_if_none(d, s) for d, s in zip(d_final_states, final_states)
             ]
-            prev_outputs = None
-            if carries_output:
-                prev_outputs = tf.concat([zero_output[None], outputs[:-1]], 0)
-            # Transposed copies: oneDNN runs the thin products dz R^T and
-            # dz V^T faster on them than with `transpose_b=True`.
+            # Transposed copies, outside the loop: oneDNN runs the thin
+            # products dz R^T and dz V^T about 3x slower with
+            # `transpose_b=True` than on a transposed copy (measured at
+            # 4H = 1024 columns).
             transposed = [[tf.transpose(w) for w in ws[:2]] for ws in per_level]
-            projection_in.prepare_backward()
+            projection_in.prepare_backward(
+                per_level[0][0].shape[-1] if recomputed else None
+            )
             summed_weights = [w for level in levels for w in level.summed_weights()]
+            product_weights = [level.product_weights() for level in levels]
             z_stores = [_StepStore(ta, shape) for ta, shape in zip(z_tas, z_shapes)]
+            # Per chunk and level: dz_k, the level's saved tensors, and dR_k
+            # where that is no slice of dz_k (a norm on the recurrent product).
+            arrays_per_level = [
+                1 + level.step_saves + int(level.separate_recurrent_gradient)
+                for level in levels
+            ]
 
-            def backward_step(t, z_handles, d_carry, d_prev, totals):
+            def backward_step(t, z_handles, input_only_t, d_carry, d_prev, totals):
                 mask_t = step_mask[t] if step_mask is not None else None
                 d_output, d_new, d_prev = _masked_gradients(
                     mask_t, d_outputs[t], d_carry, d_prev, carries_output
@@ -606,49 +385,59 @@ def fused_stack_rnn(
                 states_t = [s[t] for s in state_steps]
                 d_up = (d_output, None)
                 d_prev_states = [None] * num_states
-                d_z_levels, d_bottom_extra, sums_all = [None] * num_levels, None, []
+                kept_levels, d_bottom_extra, sums_all = [None] * num_levels, None, []
                 z_handles = list(z_handles)
                 for k in range(num_levels - 1, -1, -1):
+                    level = levels[k]
                     _, e = reads_at(k, t, t + 1)
-                    own = slice(2 * k, 2 * k + 2)
                     z_handles[k], z = z_stores[k].take(t, z_handles[k])
-                    d_z, d_recurrent, d_extra, d_direct, sums, _ = levels[k].backward(
-                        z, e, states_t[own], d_new[own], d_up[0], d_up[1],
+                    if k == 0 and recomputed:
+                        z = tf.concat([z, input_only_t], axis=-1)
+                    step = level.backward(
+                        z, e, states_t[own[k]], d_new[own[k]], d_up[0], d_up[1],
                     )
-                    sums_all = list(sums) + sums_all
-                    d_h = tf.matmul(d_recurrent, transposed[k][0])
+                    sums_all = list(step.sums) + sums_all
+                    d_h = tf.matmul(step.d_recurrent, transposed[k][0])
                     if recurrent_masks[k] is not None:
                         d_h = d_h * recurrent_masks[k]
-                    d_prev_states[2 * k] = add_gradients(d_direct[0], d_h)
-                    d_prev_states[2 * k + 1] = d_direct[1]
-                    d_z_levels[k] = d_z
+                    d_own = list(step.d_states)
+                    d_own[0] = add_gradients(d_own[0], d_h)
+                    d_prev_states[own[k]] = d_own
+                    kept_levels[k] = (
+                        [step.d_preactivations] + list(step.saved)
+                        + ([step.d_recurrent] if level.separate_recurrent_gradient else [])
+                    )
                     if k > 0:
-                        d_up = (tf.matmul(d_z, transposed[k][1]), d_extra)
+                        d_up = (tf.matmul(step.d_preactivations, transposed[k][1]), step.d_extra)
                     else:
-                        d_bottom_extra = d_extra
+                        d_bottom_extra = step.d_extra
                 d_prev_states = _pass_masked(
                     mask_t,
                     [_zeros_if_none(d, s) for d, s in zip(d_prev_states, states_t)],
                     d_carry,
                 )
                 totals = [a + b for a, b in zip(totals, sums_all)]
-                return z_handles, d_z_levels, d_bottom_extra, d_prev_states, d_prev, totals
+                written = [v for kept in kept_levels for v in kept]
+                written += [d_bottom_extra] if extra_columns else []
+                return z_handles, written, d_prev_states, d_prev, totals
 
             def backward_chunk(c, carry):
                 start, end = _chunk_bounds(c, chunk, length)
-                z_handles, d_carry, d_prev, totals, products, d_inputs_ta = carry
+                (z_handles, d_carry, d_prev, totals, products, product_grads,
+                 d_inputs_ta) = carry
                 n = end - start
                 chunk_arrays = [
                     tf.TensorArray(dtype, size=n)
-                    for _ in range(num_levels + (1 if extra_columns else 0))
+                    for _ in range(sum(arrays_per_level) + (1 if extra_columns else 0))
                 ]
+                input_only = projection_in.input_only(start, end) if recomputed else None
 
                 def step_in_chunk(s, inner):
                     z_handles, d_carry, d_prev, totals, chunk_arrays = inner
-                    z_handles, d_z_levels, d_bottom_extra, d_carry, d_prev, totals = (
-                        backward_step(start + s, z_handles, d_carry, d_prev, totals)
+                    z_handles, written, d_carry, d_prev, totals = backward_step(
+                        start + s, z_handles, None if input_only is None else input_only[s],
+                        d_carry, d_prev, totals,
                     )
-                    written = d_z_levels + ([d_bottom_extra] if extra_columns else [])
                     chunk_arrays = [a.write(s, v) for a, v in zip(chunk_arrays, written)]
                     return z_handles, d_carry, d_prev, totals, chunk_arrays
 
@@ -656,25 +445,41 @@ def fused_stack_rnn(
                     n, step_in_chunk, (z_handles, d_carry, d_prev, totals, chunk_arrays),
                     reverse=True, unroll=unroll,
                 )
-                products = list(products)
+                products, product_grads = list(products), list(product_grads)
+                position = 0
                 for k, level in enumerate(levels):
-                    d_z = chunk_arrays[k].stack()
-                    h_rows = _flat(recurrent_input(k, state_steps[2 * k][start:end]))
+                    level_arrays = chunk_arrays[position : position + arrays_per_level[k]]
+                    position += arrays_per_level[k]
+                    d_z = level_arrays[0].stack()
+                    h_rows = _flat(recurrent_input(k, state_steps[offsets[k]][start:end]))
                     if k == 0:
+                        d_projected = d_z
                         if extra_columns:
-                            d_z = tf.concat([d_z, chunk_arrays[num_levels].stack()], axis=-1)
-                        products[0], d_inputs_ta = projection_in.accumulate(
-                            c, start, end, h_rows, d_z, level.recurrent_columns,
-                            products[0], d_inputs_ta,
+                            d_projected = tf.concat([d_z, chunk_arrays[-1].stack()], axis=-1)
+                        d_r = (
+                            level_arrays[-1].stack() if level.separate_recurrent_gradient
+                            else None
                         )
-                        continue
-                    a_rows = reads_at(k, slice(start, end), slice(start + 1, end + 1))[0]
-                    products[k] = products[k] + tf.matmul(
-                        _weight_rows(_flat(a_rows), h_rows, len(per_level[k]) > 2),
-                        _flat(d_z),
-                        transpose_a=True,
-                    )
-                return z_handles, d_carry, d_prev, totals, products, d_inputs_ta
+                        products[0], d_inputs_ta = projection_in.accumulate(
+                            c, start, end, h_rows, d_projected, level.recurrent_columns,
+                            products[0], d_inputs_ta, d_r,
+                        )
+                    else:
+                        a_rows = reads_at(k, slice(start, end), slice(start + 1, end + 1))[0]
+                        products[k] = products[k] + tf.matmul(
+                            _weight_rows(_flat(a_rows), h_rows, len(per_level[k]) > 2),
+                            _flat(d_z),
+                            transpose_a=True,
+                        )
+                    if product_weights[k]:
+                        gradients = level.backward_weight_gradients(
+                            d_z,
+                            [s[start:end] for s in state_steps[own[k]]],
+                            [a.stack() for a in level_arrays[1 : 1 + level.step_saves]],
+                        )
+                        product_grads[k] = [a + g for a, g in zip(product_grads[k], gradients)]
+                return (z_handles, d_carry, d_prev, totals, products, product_grads,
+                        d_inputs_ta)
 
             products = [projection_in.zero_products(per_level[0][0], dtype)] + [
                 tf.zeros(
@@ -683,21 +488,32 @@ def fused_stack_rnn(
                 )
                 for ws in per_level[1:]
             ]
-            _, d_carry, _, totals, products, d_inputs_ta = _for(
-                num_chunks,
-                backward_chunk,
-                ([store.handle() for store in z_stores], d_states,
-                 tf.zeros_like(zero_output),
-                 [tf.zeros_like(w) for w in summed_weights], products,
-                 tf.TensorArray(dtype, size=num_chunks, infer_shape=False)),
-                reverse=True,
-                unroll=unroll,
-                parallel_iterations=1,
+            initial_carry = (
+                [store.handle() for store in z_stores],
+                d_states,
+                tf.zeros_like(zero_output),
+                [tf.zeros_like(w) for w in summed_weights],
+                products,
+                [[tf.zeros_like(w) for w in ws] for ws in product_weights],
+                tf.TensorArray(dtype, size=num_chunks, infer_shape=False),
             )
-            d_variables = _match_variables(variables, list(zip(summed_weights, totals)))
+            with cell.backward_loop_weights():
+                _, d_carry, _, totals, products, product_grads, d_inputs_ta = _for(
+                    num_chunks, backward_chunk, initial_carry,
+                    reverse=True, unroll=unroll, parallel_iterations=1,
+                )
+            d_variables = _match_variables(
+                variables,
+                list(zip(summed_weights, totals))
+                + [
+                    pair
+                    for ws, gs in zip(product_weights, product_grads)
+                    for pair in zip(ws, gs)
+                ],
+            )
             d_loop_inputs, d_bottom_recurrent = projection_in.gradients(
                 products[0], d_inputs_ta, per_level[0][0].shape[0],
-                levels[0].recurrent_columns,
+                bottom_level.recurrent_columns,
             )
             d_weights = [d_bottom_recurrent]
             for k in range(1, num_levels):
@@ -713,6 +529,34 @@ def fused_stack_rnn(
 
     tensors = [*loop_inputs, *(w for ws in level_weights for w in ws), *initial_state]
     return _run(loop, run_forward, tensors, training, return_all_outputs)
+
+
+class _AutomaticCellLevel(AutomaticCellLevel):
+    """`AutomaticCellLevel` on TensorFlow: the step's VJP under a `tf.GradientTape`."""
+
+    def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_new = list(d_new_states)
+        # The step's output is h, its first new state: the output's gradient
+        # joins h's, as in the written steps.
+        d_new[0] = d_new[0] + d_up_hidden
+        # The loop's custom gradient sees the weights as TensorFlow variables.
+        weights = [getattr(w, "value", w) for w in self.summed_weights()]
+        states = list(states)
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch([z, *states, *weights])
+            new_states = self.cell.preactivation_step(z, list(states))[1]
+        gradients = tape.gradient(
+            list(new_states),
+            [z, *states, *weights],
+            output_gradients=d_new,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+        d_z = gradients[0]
+        count = len(states)
+        return LevelStepGradients(
+            d_z, self.cell.recurrent_columns(d_z), None,
+            list(gradients[1 : 1 + count]), list(gradients[1 + count :]), [],
+        )
 
 
 def _masked_outputs(mask_t, output, new_states, states, prev_output, carries_output):

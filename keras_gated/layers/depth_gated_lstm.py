@@ -441,6 +441,8 @@ class _DepthGatedLevel:
 
     up_from_states = True
     passes_extra_up = True
+    input_only_columns = 0
+    step_saves = 0
     state_count = 2
     # Without layer_norm (see `has_fast_levels`) no norm on U h.
     separate_recurrent_gradient = False

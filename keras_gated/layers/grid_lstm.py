@@ -395,6 +395,8 @@ class _GridLevel:
     up_from_states = False
     extra_columns = 0
     projection = None  # the bottom level's is set in __init__
+    input_only_columns = 0
+    step_saves = 0
     state_count = 2
     separate_recurrent_gradient = False
 
