@@ -12,9 +12,14 @@ step reaches `recurrent_kernel` only through `GatedCell.recurrent_product`
 `CellLevel(cell)`; a stack (`has_fast_levels`) gives its `fast_levels()`.
 One loop runs both:
 
-* the bottom level's input projection `P = X W + b` of all steps is one
-  product before the loop, which JAX differentiates itself (`dX`, `dW`,
-  `db` are then one product each);
+* the bottom level's input projection `p_t = x_t W + b` is made inside
+  each forward step, from the time-major inputs (faster on XLA:CPU than
+  reading the rows of a projection of all steps made before the scan:
+  `docs/benchmarks.md`); after the reverse scan `dX = dP W^T`, `dW = X^T dP`
+  and `db` are one product or sum each over all steps. Where the projection
+  is no such product (`projection` None: a norm on `W x`, zoneout's keep
+  masks) the loop reads `cell.project_sequence` of all steps instead, which
+  JAX differentiates;
 * forward steps: level k computes `z_k = a_k V_k + b_k + h_k R_k` from
   what the level below passed up (for a one-layer cell `z_t = p_t +
   (h_{t-1} ⊙ mask_rd) U` in the recurrent blocks), then the rest of its
@@ -123,16 +128,19 @@ def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
         )
     bottom_projection = levels[0].projection
     if bottom_projection is None:
-        projected = jnp.asarray(cell.project_sequence(inputs, training))
+        # The loop reads the projection of every step, made here (zoneout's
+        # keep masks, a norm on W x: JAX differentiates them).
+        sequence = jnp.asarray(cell.project_sequence(inputs, training))
+        projection_weights = []
     else:
+        # The loop projects each step's x_t itself (`project_in_loop`).
+        sequence = jnp.asarray(inputs)
         kernel, bias = bottom_projection
-        projected = jnp.asarray(inputs) @ jnp.asarray(kernel)
-        if bias is not None:
-            projected = projected + jnp.asarray(bias)
-    projected = jnp.swapaxes(projected, 0, 1)
+        projection_weights = [jnp.asarray(kernel)] + ([] if bias is None else [jnp.asarray(bias)])
+    sequence = jnp.swapaxes(sequence, 0, 1)
     step_mask = _time_major_mask(mask)
     if go_backwards:
-        projected = jnp.flip(projected, 0)
+        sequence = jnp.flip(sequence, 0)
         if step_mask is not None:
             step_mask = jnp.flip(step_mask, 0)
     # The levels' kernels may be slices or joins of the cell's variables
@@ -149,7 +157,8 @@ def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
     bound += [w for level in levels for w in level.product_weights()]
     loop = _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask)
     outputs, final_states = loop(
-        projected,
+        sequence,
+        projection_weights,
         [jnp.asarray(s) for s in initial_state],
         level_weights,
         [jnp.asarray(w.value) for w in bound],
@@ -170,8 +179,16 @@ def _time_major_mask(mask):
 
 
 def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
-    """The custom-VJP loop `(projected, states, level weights, bound values)
-    -> (outputs, final states)` over `levels` (`FusedLevel`s, bottom first).
+    """The custom-VJP loop `(sequence, projection weights, states, level
+    weights, bound values) -> (outputs, final states)` over `levels`
+    (`FusedLevel`s, bottom first).
+
+    `sequence` is time-major: the projected inputs when `projection weights`
+    is empty, else the inputs x, which each forward step projects with
+    `[W]` or `[W, b]` itself. On XLA:CPU a scan that reads x_t and computes
+    `x_t W` ran faster than one reading the rows of a projection made before
+    it (see `docs/benchmarks.md`); the backward pass then gives `dX = dP W^T`
+    and `[dW ; db]` as one product each over all steps.
 
     `bound` are the weights the levels read inside the step (their
     `summed_weights`, then their `product_weights`), whose values are the
@@ -203,15 +220,21 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
         product = a @ weights[1]
         return product + weights[2] if len(weights) > 2 else product
 
-    def forward(projected, states, level_weights, values, keep):
+    def project(x_t, projection_weights):
+        if not projection_weights:
+            return x_t
+        p_t = x_t @ projection_weights[0]
+        return p_t + projection_weights[1] if len(projection_weights) > 1 else p_t
+
+    def forward(sequence, projection_weights, states, level_weights, values, keep):
         """The forward scan: outputs, final states and, with `keep`, what the
         backward scan needs (each step's pre-activations, what each level
         read from below and the states each step starts from); an inference
         call keeps nothing."""
 
         def forward_step(states, xs):
-            p_t, mask_t = xs
-            p, e = split_bottom(p_t)
+            x_t, mask_t = xs
+            p, e = split_bottom(project(x_t, projection_weights))
             a, new_states, z_all, reads = None, [], [], []
             for k, level in enumerate(levels):
                 if k > 0:
@@ -235,7 +258,7 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
 
         with bound_to(values):
             final_states, per_step = jax.lax.scan(
-                forward_step, list(states), (projected, step_mask),
+                forward_step, list(states), (sequence, step_mask),
                 unroll=TRAINING_UNROLL if keep else INFERENCE_UNROLL,
             )
         if not keep:
@@ -244,7 +267,7 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
         return outputs, final_states, (z, reads, states_in)
 
     def backward(residuals, cotangents):
-        (z, reads, states_in), level_weights, values = residuals
+        (z, reads, states_in), sequence, projection_weights, level_weights, values = residuals
         d_outputs, d_final_states = cotangents
         transposed = [[w.T for w in weights[:2]] for weights in level_weights]
 
@@ -320,16 +343,33 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
                     d_products += level.backward_weight_gradients(
                         d_z[k], list(states_in[own[k]]), saved[k]
                     )
-        return d_projected, d_initial_states, d_level_weights, [*d_summed, *d_products]
+        d_sequence, d_projection_weights = d_projected, []
+        if projection_weights:
+            rows = sequence.reshape(-1, sequence.shape[-1])
+            d_rows = d_projected.reshape(rows.shape[0], -1)
+            d_sequence = (d_rows @ projection_weights[0].T).reshape(sequence.shape)
+            d_projection_weights = [rows.T @ d_rows]
+            if len(projection_weights) > 1:
+                d_projection_weights.append(d_rows.sum(axis=0))
+        return (
+            d_sequence, d_projection_weights, d_initial_states, d_level_weights,
+            [*d_summed, *d_products],
+        )
 
     @jax.custom_vjp
-    def loop(projected, states, level_weights, values):
-        outputs, final_states, _ = forward(projected, states, level_weights, values, False)
+    def loop(sequence, projection_weights, states, level_weights, values):
+        outputs, final_states, _ = forward(
+            sequence, projection_weights, states, level_weights, values, False
+        )
         return outputs, final_states
 
-    def loop_forward(projected, states, level_weights, values):
-        outputs, final_states, kept = forward(projected, states, level_weights, values, True)
-        return (outputs, final_states), (kept, level_weights, values)
+    def loop_forward(sequence, projection_weights, states, level_weights, values):
+        outputs, final_states, kept = forward(
+            sequence, projection_weights, states, level_weights, values, True
+        )
+        return (outputs, final_states), (
+            kept, sequence, projection_weights, level_weights, values,
+        )
 
     loop.defvjp(loop_forward, backward)
     return loop
