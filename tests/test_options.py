@@ -308,9 +308,11 @@ STACK_OPTIONS = {
     "projection": {"projection_units": PROJECTION},
     "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP,
             "zoneout": (0.25, 0.4)},
-    # The one option the stack's levels run fused (`has_options_without_fast_levels`).
+    # The options the stack's levels run fused (`has_options_without_fast_levels`).
     "cell-clip": {"cell_clip": CLIP},
+    "projection-cell-clip": {"projection_units": PROJECTION, "cell_clip": CLIP},
 }
+FUSED_STACK_OPTIONS = {"cell_clip", "projection_units"}
 STACK_LAYERS = 3
 
 
@@ -372,8 +374,9 @@ def stack_reference(options, inputs, states, layers, keep=None):
 def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     layer, inputs, states, layers, _ = stack_problem(options, seed=3)
     outputs, *final = layer(inputs, initial_state=states)
-    if set(options) == {"cell_clip"}:
-        # The levels' written backward steps take the clip back: the fast loop.
+    if set(options) <= FUSED_STACK_OPTIONS:
+        # The levels' written backward steps take the clip and the
+        # projection back: the fast loop.
         assert layer.last_call_path == "fast"
     else:
         # The stack's levels have no written form of the others: the generic loop.
@@ -387,9 +390,9 @@ def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     assert [s.shape[-1] for s in final] == [width, UNITS] * STACK_LAYERS
 
 
-@pytest.mark.parametrize("option_set", ["all", "cell-clip"])
+@pytest.mark.parametrize("option_set", ["all", "cell-clip", "projection-cell-clip"])
 def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(option_set):
-    """"all" on the generic loop; "cell-clip" on the fast loop (the levels' written backward)."""
+    """"all" on the generic loop; the others on the fast loop (the levels' written backward)."""
     options = STACK_OPTIONS[option_set]
     layer, inputs, states, layers, rng = stack_problem(options, seed=4, dtype="float64")
     probes = [rng.normal(size=(BATCH, STEPS, options.get("projection_units", UNITS)))] + [
@@ -400,7 +403,7 @@ def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(
         tape.watch([x, *s])
         results = layer(x, initial_state=s, training=True)
         loss = sum(tf.reduce_sum(r * p) for r, p in zip(results, probes))
-    assert layer.last_call_path == ("fast" if option_set == "cell-clip" else "generic")
+    assert layer.last_call_path == ("generic" if option_set == "all" else "fast")
     variables = list(layer.weights)
     grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
     keep = stack_keep_masks(options, inputs)

@@ -75,7 +75,7 @@ def unavailable_reason(layer):
             f"{cell.__class__.__name__} with these options has no fast form "
             "(a prioritised GridLSTM, a stack whose activations have no "
             "written derivative, a DepthGatedLSTM stack with the LSTM options "
-            "layer_norm, projection_units or zoneout, "
+            "layer_norm or zoneout, "
             "or layer_norm with activations that have no written derivative)"
         )
     if name in ("jax", "torch"):

@@ -315,7 +315,18 @@ def fused_rnn(
         z_tas, read_tas, states_tas = [], [], []
         if keep:
             z_tas = [tf.TensorArray(dtype, size=length) for _ in levels]
-            read_tas = arrays(len(kept_reads))
+            # The bottom level's extra vector is as wide as its columns (the
+            # depth-gated l_t: H, where h may be P wide); the levels' reads
+            # are as wide as a state.
+            read_tas = [
+                tf.TensorArray(
+                    dtype, size=length,
+                    element_shape=(
+                        state_shape[:-1] + [extra_columns] if key == (0, "e") else state_shape
+                    ),
+                )
+                for key in kept_reads
+            ]
             states_tas = [
                 tf.TensorArray(dtype, size=length + 1, element_shape=s.shape).write(0, s)
                 for s in states

@@ -71,9 +71,9 @@ class DepthGatedLSTMCell(StackedGatedCell):
             (docs/options.md), on every layer around its own update
             c̃_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(·); an upper layer
             reads the carried c_t below as its l_t and the (projected) h
-            below as its input. A stack with `layer_norm`,
-            `projection_units` or `zoneout` runs the generic loop (with
-            `cell_clip` alone, the fast loops); the one-layer cell runs
+            below as its input. A stack with `layer_norm` or `zoneout`
+            runs the generic loop (with `cell_clip` and
+            `projection_units`, the fast loops); the one-layer cell runs
             them all fused.
         **kwargs: The other arguments of `keras.layers.LSTMCell`
             (activation, recurrent_activation, use_bias, initializers,
@@ -366,12 +366,14 @@ class DepthGatedLSTMCell(StackedGatedCell):
         """Whether an option is on that the stack's levels have no written form of.
 
         `layer_norm` (an upper level's `LN_x` of the h below is no plain input
-        product `a V_k + b_k`), `projection_units` (the levels' output would be
-        `m P`) and `zoneout` (each level's keep masks would have to ride up the
-        levels). `cell_clip` acts inside the level's own memory update, which
-        its written backward step takes back through (`carried_cell_backward`).
+        product `a V_k + b_k`) and `zoneout` (each level's keep masks would
+        have to ride up the levels). `cell_clip` acts inside the level's own
+        memory update, which its written backward step takes back through
+        (`carried_cell_backward`); `projection_units` is the level's output
+        `h = m P`, whose gradient `d_m = d_h P^T` the level's backward step
+        takes, with `dP = Σ m^T d_h` one product per run of steps.
         """
-        return bool(self.layer_norm or self.projection_units or any(self.zoneout))
+        return bool(self.layer_norm or any(self.zoneout))
 
     @property
     def has_fast_levels(self):
@@ -442,7 +444,6 @@ class _DepthGatedLevel:
     up_from_states = True
     passes_extra_up = True
     input_only_columns = 0
-    step_saves = 0
     state_count = 2
     # Without layer_norm (see `has_fast_levels`) no norm on U h.
     separate_recurrent_gradient = False
@@ -457,6 +458,8 @@ class _DepthGatedLevel:
         self.extra_columns = layer.units if bottom else 0
         self.input_kernel = None if bottom else layer.kernel
         self.input_bias = layer.bias if not bottom and layer.use_bias else None
+        # With a projection h = m P: m_t and dh_t of every step, for dP.
+        self.step_saves = 0 if layer.projection_kernel is None else 2
 
     def preactivations(self, input_product, recurrent_product):
         return self.layer.full_preactivations(input_product, recurrent_product)
@@ -466,24 +469,32 @@ class _DepthGatedLevel:
         return [h, c], h, c
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        d_hidden = add_gradients(d_new_states[0], d_up_hidden)
+        # Without zoneout (see `has_fast_levels`) d_m is d_h, or d_h P^T
+        # with a projection.
+        projection_kernel = self.layer.projection_kernel
+        d_m = d_hidden
+        if projection_kernel is not None:
+            d_m = ops.matmul(d_hidden, ops.transpose(projection_kernel))
         # d_c stays a list of terms, summed with the cell's own in one
         # reduction (see `add_gradients`).
-        d_new = [add_gradients(d_new_states[0], d_up_hidden), [d_new_states[1], d_up_extra]]
-        # Without a projection or zoneout (see `has_fast_levels`) d_m is d_h.
-        d_gates, d_lower, d_c_tm1, sums, _ = self.layer.layer_backward(
-            z, extra, states[1], d_new
+        d_gates, d_lower, d_c_tm1, sums, m = self.layer.layer_backward(
+            z, extra, states[1], [d_m, [d_new_states[1], d_up_extra]]
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
-        return LevelStepGradients(d_input, d_recurrent, d_lower, [None, d_c_tm1], list(sums), [])
+        saved = [] if projection_kernel is None else [m, d_hidden]
+        return LevelStepGradients(
+            d_input, d_recurrent, d_lower, [None, d_c_tm1], list(sums), saved
+        )
 
     def summed_weights(self):
         return self.layer.summed_weights()
 
     def product_weights(self):
-        return []
+        return self.layer.product_weights()
 
     def backward_weight_gradients(self, d_preactivations, states_in, saved):
-        return []
+        return self.layer.backward_weight_gradients(d_preactivations, states_in, saved)
 
     def recurrent_columns(self, rows):
         return self.layer.recurrent_columns(rows)
