@@ -97,9 +97,11 @@ class FusedLevel(typing.Protocol):
     vector a_k through its input kernel V_k, and an extra vector e_k such as
     the memory below) and its own past h_k through R_k:
     `z_k = preactivations(a_k V_k + b_k, h_k R_k)`. The bottom level's input
-    product is the projection of x, one product before the loop (its
-    `projection`, or the cell's `project_sequence` where that is None), whose
-    last `extra_columns` columns are e_0.
+    product is the projection of x with its `projection` `(W, b)`, which each
+    loop makes where it measured fastest (TensorFlow per chunk of steps, JAX
+    inside each step, PyTorch once before the loop), or the cell's
+    `project_sequence` of all steps where `projection` is None; its last
+    `extra_columns` columns are e_0.
     """
 
     recurrent_kernel: typing.Any  # R_k

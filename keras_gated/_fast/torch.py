@@ -13,8 +13,9 @@ the one-level stack `CellLevel(cell)`, a stack gives its `fast_levels()`),
 one loop for both:
 
 * the bottom level's input projection `P = X W + b` of all steps is one
-  product before the loop (`cell.project_sequence`, or the stack's bottom
-  projection), which autograd differentiates itself;
+  product before the loop (the bottom level's `projection`, or
+  `cell.project_sequence` where that is None), which autograd
+  differentiates itself;
 * forward steps, recording nothing: level k computes
   `z_k = a_k V_k + b_k + h_k R_k` from what the level below passed up (for
   a one-layer cell `z_t = p_t + (h_{t-1} ⊙ mask_rd) U` in the recurrent
