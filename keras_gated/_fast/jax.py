@@ -133,7 +133,7 @@ def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
         sequence = jnp.asarray(cell.project_sequence(inputs, training))
         projection_weights = []
     else:
-        # The loop projects each step's x_t itself (`project_in_loop`).
+        # The loop projects each step's x_t itself (`project` in `_loop`).
         sequence = jnp.asarray(inputs)
         kernel, bias = bottom_projection
         projection_weights = [jnp.asarray(kernel)] + ([] if bias is None else [jnp.asarray(bias)])

@@ -309,9 +309,7 @@ def fused_rnn(
         # collides between chunks (AlreadyExistsError, TensorFlow #37740).
         state_shape = states[0].shape
         z_shapes = [None] * num_levels
-        arrays = lambda n, size=length: [  # noqa: E731
-            tf.TensorArray(dtype, size=size, element_shape=state_shape) for _ in range(n)
-        ]
+        outputs_ta = tf.TensorArray(dtype, size=length, element_shape=state_shape)
         z_tas, read_tas, states_tas = [], [], []
         if keep:
             z_tas = [tf.TensorArray(dtype, size=length) for _ in levels]
@@ -334,7 +332,7 @@ def fused_rnn(
         final_states, _, outputs_ta, z_tas, read_tas, states_tas = _for(
             num_chunks,
             forward_chunk,
-            (states, zero_output, arrays(1)[0], z_tas, read_tas, states_tas),
+            (states, zero_output, outputs_ta, z_tas, read_tas, states_tas),
             unroll=unroll,
             parallel_iterations=1,
         )

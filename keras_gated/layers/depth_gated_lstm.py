@@ -459,7 +459,7 @@ class _DepthGatedLevel:
         self.input_kernel = None if bottom else layer.kernel
         self.input_bias = layer.bias if not bottom and layer.use_bias else None
         # With a projection h = m P: m_t and dh_t of every step, for dP.
-        self.step_saves = 0 if layer.projection_kernel is None else 2
+        self.step_saves = layer.step_backward_saves
 
     def preactivations(self, input_product, recurrent_product):
         return self.layer.full_preactivations(input_product, recurrent_product)
@@ -482,6 +482,8 @@ class _DepthGatedLevel:
             z, extra, states[1], [d_m, [d_new_states[1], d_up_extra]]
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
+        # What the layer's `backward_weight_gradients` reads (its own
+        # equations keep nothing: `memory_backward_saves` is 0).
         saved = [] if projection_kernel is None else [m, d_hidden]
         return LevelStepGradients(
             d_input, d_recurrent, d_lower, [None, d_c_tm1], list(sums), saved
