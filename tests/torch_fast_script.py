@@ -5,7 +5,7 @@ Masking and `go_backwards` at the edges are in `edge_script.py`; here, for
 every one-layer case: a mask, initial states with `go_backwards`, recurrent
 dropout with input dropout, and an inference call (still differentiated);
 then stateful calls, inference under `torch.no_grad()` (the loop without the
-autograd Function), `stateless_call`, `model.fit`, the stacks on the same
+autograd Function), `stateless_call`, `model.fit`, the traced steps, the stacks on the same
 loop (the same `fused_rnn`, over their levels), and the reasons a stack with the LSTM options, a
 prioritised Grid and `unroll=True` give for the generic loop.
 """
@@ -174,6 +174,42 @@ def fit(layer_class, kwargs):
     assert_close(weights["generic"], weights["fast"], "weights after fit", atol=1e-4)
 
 
+def compiled_steps():
+    """The loops' traced steps: made from the second call of a signature on,
+    kept per cell, reading the weights of each call (not of the call that
+    traced them), and dropped where a step reads a tensor of its own."""
+    from keras_gated._fast import torch as torch_loop
+
+    x = torch.tensor(data(3, 5))
+    layers = {}
+    for path in ("fast", "generic"):
+        layers[path] = kg.UntiedLSTM(4, return_sequences=True, fast_path=path == "fast")
+        layers[path].build((3, 5, 3))
+        set_weights(layers[path])
+    results = {"fast": [], "generic": []}
+    for scale in (1.0, 0.5):
+        for path, layer in layers.items():
+            for weight in layer.weights:
+                weight.assign(scale * weight.numpy())
+            leaf = x.clone().requires_grad_()
+            outputs = layer(leaf, training=True)
+            (gradient,) = torch.autograd.grad((outputs * 1.5).sum(), [leaf])
+            results[path] += [outputs.detach().numpy(), gradient.numpy()]
+    assert_close(results["generic"], results["fast"], "traced steps after the weights changed")
+    kept = torch_loop._CompiledSteps._of_cell[layers["fast"].cell]
+    traced = {kind: [e for e in steps._entries.values() if isinstance(e, tuple)]
+              for (kind, _), steps in kept.items()}
+    assert traced["forward"] and traced["backward"], traced
+
+    own_tensor = torch.ones(3, 4)
+    step = lambda a: a * own_tensor  # noqa: E731
+    leaves, spec = torch_loop._flatten((torch.ones(3, 4),))
+    assert torch_loop._trace(step, spec, leaves) is None
+    run = torch_loop._CompiledSteps().runner(step)
+    for _ in range(3):
+        assert torch.equal(run(torch.full((3, 4), 2.0)), torch.full((3, 4), 2.0))
+
+
 def fallbacks():
     x = data(2, 3)
     stack = kg.DepthGatedLSTM(4, num_layers=2)
@@ -210,6 +246,7 @@ def main():
     checks.append(("inference without autograd", inference_without_autograd, (), {}))
     checks.append(("stateless call", stateless_call, (), {}))
     checks.append(("untied fit", fit, (kg.UntiedLSTM, {}), {}))
+    checks.append(("compiled steps", compiled_steps, (), {}))
     checks.append(("fallbacks", fallbacks, (), {}))
     failed = 0
     for name, function, args, options in checks:

@@ -47,11 +47,20 @@ recurrent dropout (the mask drawn before the loop), zoneout (its keep masks
 are columns of `project_sequence`), initial and stateful states follow it
 too, so this path gives the numbers of the generic path.
 
+Each step of both loops (every level's products and element-wise step,
+the masking) is a function of tensors only, which `_CompiledSteps` traces
+into a TorchScript graph once per cell and signature: the same ATen
+operations, without the Python of `keras.ops` between them, which at the
+batch sizes of a recurrent layer costs more than the arithmetic.
+
 A call that no gradient can reach (under `torch.no_grad()`, as `predict`
 runs, or with no input and no weight requiring a gradient) runs the forward
 loop alone and keeps nothing; any other call, `training=False` included,
 runs the Function, so an inference call under autograd stays differentiable.
 """
+
+import warnings
+import weakref
 
 import keras
 import torch
@@ -249,54 +258,36 @@ class _Loop:
             start += count
         return weights
 
-    def _recurrent_input(self, k, h_tm1):
-        mask = self.recurrent_masks[k]
-        return h_tm1 if mask is None else h_tm1 * mask
+    def compiled_step(self, step, kind):
+        """`step` run through `_CompiledSteps` (its traced graph from the
+        second call of a signature on), or as it is for a level without a
+        written backward step, whose VJP is autograd's."""
+        if kind == "backward" and any(isinstance(l, AutomaticCellLevel) for l in self.levels):
+            return step
+        return _CompiledSteps.of(self.cell, (kind, self.zero_output_for_mask)).runner(step)
 
     def forward(self, projected, states, flat_weights, values, keep):
         """Outputs (time-major), final states and, with `keep`, what the
         backward loop needs: each step's pre-activations, what each level
         read from below and the states the step starts from. Records
         nothing for autograd."""
-        levels, own, step_mask = self.levels, self.own, self.step_mask
-        level_weights = self._level_weights(flat_weights)
-        extra_columns = levels[0].extra_columns
+        step_mask = self.step_mask
         steps = projected.shape[0]
         # The initial states may be a stateful layer's variables, which the
         # layer assigns in place after the call: the loop keeps a copy.
         states = [s.clone() for s in states] if keep else list(states)
         pre_activations, reads_in, states_in = [], [], []
         outputs = previous_output = None
-        with torch.no_grad(), self._bound_to(values):
+        forward_step = self.compiled_step(self._forward_step, "forward")
+        with torch.no_grad():
             for t in range(steps):
-                p, e = projected[t], None
-                if extra_columns:
-                    p, e = p[..., :-extra_columns], p[..., -extra_columns:]
-                a, new_states, z_levels, reads = None, [], [], []
-                for k, level in enumerate(levels):
-                    weights = level_weights[k]
-                    if k > 0:
-                        p = torch.matmul(a, weights[1])
-                        if len(weights) > 2:
-                            p = p + weights[2]
-                    r = torch.matmul(self._recurrent_input(k, states[own[k]][0]), weights[0])
-                    z = level.preactivations(p, r)
-                    reads.append((a, e))
-                    new_own, a, e = level.forward(z, e, states[own[k]])
-                    new_states += list(new_own)
-                    z_levels.append(z)
-                output = a
+                mask_t = None if step_mask is None else step_mask[t]
+                output, new_states, z_levels, reads, previous_output = forward_step(
+                    projected[t], states, flat_weights, values, self.recurrent_masks,
+                    mask_t, previous_output,
+                )
                 if outputs is None:
                     outputs = output.new_empty((steps, *output.shape))
-                    previous_output = torch.zeros_like(output)
-                if step_mask is not None:
-                    mask_t = step_mask[t]
-                    # Keras's torch loop: the previous masked output (zeros
-                    # before a row's first real step), or zeros.
-                    output = torch.where(mask_t, output, previous_output)
-                    new_states = [torch.where(mask_t, new, old) for new, old in zip(new_states, states)]
-                    if not self.zero_output_for_mask:
-                        previous_output = output
                 if keep:
                     pre_activations.append(z_levels)
                     reads_in.append(reads)
@@ -305,10 +296,46 @@ class _Loop:
                 states = new_states
         return outputs, states, (pre_activations, reads_in, states_in) if keep else None
 
+    def _forward_step(self, p, states, flat_weights, values, recurrent_masks, mask_t,
+                      previous_output):
+        """One forward step of every level: `(output, new states, the levels'
+        pre-activations, what each level read, the previous masked output)`."""
+        levels, own = self.levels, self.own
+        level_weights = self._level_weights(flat_weights)
+        extra_columns = levels[0].extra_columns
+        with self._bound_to(values):
+            e = None
+            if extra_columns:
+                p, e = p[..., :-extra_columns], p[..., -extra_columns:]
+            a, new_states, z_levels, reads = None, [], [], []
+            for k, level in enumerate(levels):
+                weights = level_weights[k]
+                if k > 0:
+                    p = torch.matmul(a, weights[1])
+                    if len(weights) > 2:
+                        p = p + weights[2]
+                r = torch.matmul(_dropped(states[own[k]][0], recurrent_masks[k]), weights[0])
+                z = level.preactivations(p, r)
+                reads.append((a, e))
+                new_own, a, e = level.forward(z, e, states[own[k]])
+                new_states += list(new_own)
+                z_levels.append(z)
+            output = a
+            if mask_t is not None:
+                if previous_output is None:
+                    previous_output = torch.zeros_like(output)
+                # Keras's torch loop: the previous masked output (zeros
+                # before a row's first real step), or zeros.
+                output = torch.where(mask_t, output, previous_output)
+                new_states = [torch.where(mask_t, new, old) for new, old in zip(new_states, states)]
+                if not self.zero_output_for_mask:
+                    previous_output = output
+        return output, new_states, z_levels, reads, previous_output
+
     def backward(self, kept, flat_weights, values, d_outputs, d_final_states):
         """`(d projected, d initial states, d flat level weights, d bound values)`."""
-        levels, own, step_mask = self.levels, self.own, self.step_mask
-        zero_output_for_mask = self.zero_output_for_mask
+        levels, own = self.levels, self.own
+        step_mask = self.step_mask
         level_weights = self._level_weights(flat_weights)
         transposed = [[w.t().contiguous() for w in weights[:2]] for weights in level_weights]
         extra_columns = levels[0].extra_columns
@@ -325,54 +352,27 @@ class _Loop:
         d_z = [None] * len(levels)
         d_r = [None] * len(levels)
         saved_steps = [[] for _ in levels]
-        with torch.no_grad(), self._bound_to(values), self.cell.backward_loop_weights():
+        backward_step = self.compiled_step(self._backward_step, "backward")
+        with torch.no_grad(), self._bound_to(values):
             for t in range(steps - 1, -1, -1):
-                z_t, reads_t, states_t = pre_activations[t], reads_in[t], states_in[t]
-                d_output = d_outputs[t]
-                if step_mask is None:
-                    d_new, d_top = list(d_carry), d_output
-                else:
-                    mask_t = step_mask[t]
-                    if d_output_carry is not None:
-                        d_output = d_output + d_output_carry
-                    d_new = [torch.where(mask_t, d, 0.0) for d in d_carry]
-                    d_top = torch.where(mask_t, d_output, 0.0)
-                    if not zero_output_for_mask:
-                        d_output_carry = torch.where(mask_t, 0.0, d_output)
-                d_up = (d_top, None)
-                d_prev = [None] * len(states_t)
-                d_bottom_extra = None
-                sums_by_level = [None] * len(levels)
-                for k in range(len(levels) - 1, -1, -1):
-                    level = levels[k]
-                    step = level.backward(
-                        z_t[k], reads_t[k][1], states_t[own[k]], d_new[own[k]], d_up[0], d_up[1]
+                mask_t = None if step_mask is None else step_mask[t]
+                d_carry, d_output_carry, d_preactivations, d_recurrent, saved, sums, d_bottom_extra = (
+                    backward_step(
+                        pre_activations[t], reads_in[t], states_in[t], d_outputs[t], d_carry,
+                        d_output_carry, mask_t, transposed, self.recurrent_masks, values,
                     )
-                    d_h = torch.matmul(step.d_recurrent, transposed[k][0])
-                    if self.recurrent_masks[k] is not None:
-                        d_h = d_h * self.recurrent_masks[k]
-                    d_own = list(step.d_states)
-                    d_own[0] = d_h if d_own[0] is None else d_own[0] + d_h
-                    d_prev[own[k]] = d_own
-                    sums_by_level[k] = step.sums
+                )
+                for k, level in enumerate(levels):
                     if d_z[k] is None:
-                        d_z[k] = step.d_preactivations.new_empty((steps, *step.d_preactivations.shape))
+                        d_z[k] = d_preactivations[k].new_empty((steps, *d_preactivations[k].shape))
                         if level.separate_recurrent_gradient:
-                            d_r[k] = step.d_recurrent.new_empty((steps, *step.d_recurrent.shape))
-                    d_z[k][t] = step.d_preactivations
+                            d_r[k] = d_recurrent[k].new_empty((steps, *d_recurrent[k].shape))
+                    d_z[k][t] = d_preactivations[k]
                     if level.separate_recurrent_gradient:
-                        d_r[k][t] = step.d_recurrent
-                    if step.saved:
-                        saved_steps[k].append(step.saved)
-                    if k > 0:
-                        d_up = (torch.matmul(step.d_preactivations, transposed[k][1]), step.d_extra)
-                    else:
-                        d_bottom_extra = step.d_extra
-                d_prev = [torch.zeros_like(s) if d is None else d for d, s in zip(d_prev, states_t)]
-                if step_mask is not None:
-                    # Where the row was masked the step handed its states through.
-                    d_prev = [torch.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
-                for total, part in zip(summed_totals, [p for sums in sums_by_level for p in sums]):
+                        d_r[k][t] = d_recurrent[k]
+                    if saved[k]:
+                        saved_steps[k].append(saved[k])
+                for total, part in zip(summed_totals, sums):
                     total += part
                 if extra_columns:
                     # The bottom level's extra columns (l_t) are no part of
@@ -381,11 +381,10 @@ class _Loop:
                     if d_projected is None:
                         d_projected = d_projected_t.new_empty((steps, *d_projected_t.shape))
                     d_projected[t] = d_projected_t
-                d_carry = d_prev
             d_weights, d_products = [], []
             for k, (level, weights) in enumerate(zip(levels, level_weights)):
                 h_rows = torch.stack([s[own[k]][0] for s in states_in])
-                h_rows = self._recurrent_input(k, h_rows).reshape(-1, h_rows.shape[-1])
+                h_rows = _dropped(h_rows, self.recurrent_masks[k]).reshape(-1, h_rows.shape[-1])
                 d_z_rows = d_z[k].reshape(h_rows.shape[0], -1)
                 if level.separate_recurrent_gradient:
                     d_recurrent_rows = d_r[k].reshape(h_rows.shape[0], -1)
@@ -413,3 +412,165 @@ class _Loop:
         if not extra_columns:
             d_projected = d_z[0]
         return d_projected, d_carry, d_weights, [*summed_totals, *d_products]
+
+    def _backward_step(self, z_t, reads_t, states_t, d_output, d_carry, d_output_carry, mask_t,
+                       transposed, recurrent_masks, values):
+        """One backward step of every level, top-down: `(d states at t-1, the
+        carried output gradient, each level's dz and dR (None where dR is
+        dz's recurrent blocks) and saved tensors, the weight vectors'
+        shares, the bottom level's d extra)`."""
+        levels, own = self.levels, self.own
+        with self._bound_to(values), self.cell.backward_loop_weights():
+            if mask_t is None:
+                d_new, d_top = list(d_carry), d_output
+            else:
+                if d_output_carry is not None:
+                    d_output = d_output + d_output_carry
+                d_new = [torch.where(mask_t, d, 0.0) for d in d_carry]
+                d_top = torch.where(mask_t, d_output, 0.0)
+                if not self.zero_output_for_mask:
+                    d_output_carry = torch.where(mask_t, 0.0, d_output)
+            d_up = (d_top, None)
+            d_prev = [None] * len(states_t)
+            d_bottom_extra = None
+            d_preactivations, d_recurrent, saved = [None] * len(levels), [None] * len(levels), [None] * len(levels)
+            sums_by_level = [None] * len(levels)
+            for k in range(len(levels) - 1, -1, -1):
+                level = levels[k]
+                step = level.backward(
+                    z_t[k], reads_t[k][1], states_t[own[k]], d_new[own[k]], d_up[0], d_up[1]
+                )
+                d_h = _dropped(torch.matmul(step.d_recurrent, transposed[k][0]), recurrent_masks[k])
+                d_own = list(step.d_states)
+                d_own[0] = d_h if d_own[0] is None else d_own[0] + d_h
+                d_prev[own[k]] = d_own
+                sums_by_level[k] = step.sums
+                d_preactivations[k] = step.d_preactivations
+                if level.separate_recurrent_gradient:
+                    d_recurrent[k] = step.d_recurrent
+                saved[k] = list(step.saved)
+                if k > 0:
+                    d_up = (torch.matmul(step.d_preactivations, transposed[k][1]), step.d_extra)
+                else:
+                    d_bottom_extra = step.d_extra
+            d_prev = [torch.zeros_like(s) if d is None else d for d, s in zip(d_prev, states_t)]
+            if mask_t is not None:
+                # Where the row was masked the step handed its states through.
+                d_prev = [torch.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
+        sums = [part for level_sums in sums_by_level for part in level_sums]
+        return d_prev, d_output_carry, d_preactivations, d_recurrent, saved, sums, d_bottom_extra
+
+
+def _dropped(h, recurrent_mask):
+    return h if recurrent_mask is None else h * recurrent_mask
+
+
+
+class _CompiledSteps:
+    """The loops' step functions of one cell, traced into TorchScript graphs.
+
+    Why: a step is some 30 (forward) to 80 (backward) small element-wise
+    operations, each of which costs more in Python (`keras.ops`' dispatch
+    and conversions) than on the CPU at the batch sizes of a recurrent
+    layer; a traced graph runs the same ATen operations without the Python.
+
+    The graph of a step is traced (`torch.jit.trace`) the second time the
+    loops call it with one signature (which tensors are None, their shapes,
+    dtypes and devices), so a one-off call such as the first step of a loop,
+    which starts the carried tensors, runs as it is; then it is kept per cell
+    for later calls. The step functions take every tensor they read as an
+    argument (the weights through the `StatelessScope` they open), so a graph
+    holds no tensor of the call that traced it; a trace that captured one
+    anyway is dropped and that signature runs untraced.
+    """
+
+    _of_cell = weakref.WeakKeyDictionary()
+    # Signatures kept per cell and kind: batch sizes and masks vary little
+    # within one training run.
+    _capacity = 32
+
+    def __init__(self):
+        self._entries = {}
+
+    @classmethod
+    def of(cls, cell, kind):
+        per_cell = cls._of_cell.setdefault(cell, {})
+        if kind not in per_cell:
+            per_cell[kind] = cls()
+        return per_cell[kind]
+
+    def runner(self, step):
+        def run(*args):
+            leaves, arg_spec = _flatten(args)
+            key = (arg_spec, tuple((t.shape, t.dtype, t.device) for t in leaves))
+            entry = self._entries.get(key, 0)
+            if entry == 1:
+                entry = _trace(step, arg_spec, leaves)
+                if len(self._entries) >= self._capacity:
+                    self._entries.clear()
+                self._entries[key] = entry
+            elif isinstance(entry, int):
+                self._entries[key] = entry + 1
+            if isinstance(entry, int) or entry is None:
+                return step(*args)
+            graph, out_spec = entry
+            outputs = graph(*leaves)
+            if isinstance(outputs, torch.Tensor):
+                outputs = (outputs,)
+            return _unflatten(out_spec, iter(outputs))
+        return run
+
+
+def _trace(step, arg_spec, leaves):
+    """`(graph, output spec)` of `step` at these arguments, or None where
+    the graph would hold a tensor of this call."""
+    out_specs = []
+
+    def flat_step(*flat_args):
+        outputs, out_spec = _flatten(step(*_unflatten(arg_spec, iter(flat_args))))
+        out_specs.append(out_spec)
+        return tuple(outputs)
+
+    with warnings.catch_warnings():
+        # The trace notes the Python branches it fixes (Keras's own shape
+        # checks); the signature, shapes included, keys the graph.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        graph = torch.jit.trace(flat_step, tuple(leaves), check_trace=False)
+    if _holds_tensors(graph.graph):
+        return None
+    return graph, out_specs[0]
+
+
+def _holds_tensors(graph):
+    """Whether a traced graph holds a tensor constant that is not a scalar:
+    a tensor its step read other than through its arguments."""
+    return any(
+        node.kindOf("value") == "t" and node.t("value").dim() > 0
+        for node in graph.findAllNodes("prim::Constant")
+        if node.hasAttribute("value")
+    )
+
+
+def _flatten(tree):
+    """The tensors of nested lists and tuples of tensors and None, and the
+    spec that `_unflatten` rebuilds the structure from."""
+    if tree is None:
+        return [], None
+    if isinstance(tree, torch.Tensor):
+        return [tree], "tensor"
+    leaves, specs = [], []
+    for item in tree:
+        item_leaves, item_spec = _flatten(item)
+        leaves += item_leaves
+        specs.append(item_spec)
+    return leaves, (type(tree).__name__, tuple(specs))
+
+
+def _unflatten(spec, leaves):
+    if spec is None:
+        return None
+    if spec == "tensor":
+        return next(leaves)
+    kind, specs = spec
+    items = [_unflatten(item, leaves) for item in specs]
+    return tuple(items) if kind == "tuple" else items
