@@ -10,8 +10,10 @@ loop (the same `fused_rnn`, over their levels), and the reasons a stack with the
 prioritised Grid and `unroll=True` give for the generic loop.
 """
 
+import gc
 import sys
 import traceback
+import weakref
 
 import keras
 import numpy as np
@@ -200,6 +202,13 @@ def compiled_steps():
     traced = {kind: [e for e in steps._entries.values() if isinstance(e, tuple)]
               for (kind, _), steps in kept.items()}
     assert traced["forward"] and traced["backward"], traced
+
+    # The per-cell cache keeps no cell alive: the graphs let go of the
+    # loop (and its cell) they were traced from.
+    cell = weakref.ref(layers["fast"].cell)
+    del layers, kept, traced
+    gc.collect()
+    assert cell() is None, "a traced step keeps its cell alive"
 
     own_tensor = torch.ones(3, 4)
     step = lambda a: a * own_tensor  # noqa: E731

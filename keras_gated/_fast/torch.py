@@ -261,8 +261,12 @@ class _Loop:
     def compiled_step(self, step, kind):
         """`step` run through `_CompiledSteps` (its traced graph from the
         second call of a signature on), or as it is for a level without a
-        written backward step, whose VJP is autograd's."""
+        written backward step, whose VJP is autograd's, or under
+        `torch.compile`."""
         if kind == "backward" and any(isinstance(l, AutomaticCellLevel) for l in self.levels):
+            return step
+        if torch.compiler.is_compiling():
+            # Under `torch.compile` Dynamo traces the Python step itself.
             return step
         return _CompiledSteps.of(self.cell, (kind, self.zero_output_for_mask)).runner(step)
 
@@ -525,9 +529,13 @@ def _trace(step, arg_spec, leaves):
     """`(graph, output spec)` of `step` at these arguments, or None where
     the graph would hold a tensor of this call."""
     out_specs = []
+    # The traced function keeps the Python function it was traced from;
+    # `step` (a loop's bound method, holding the loop and its cell) is let
+    # go once traced, or the per-cell cache would keep every cell alive.
+    traced_from = [step]
 
     def flat_step(*flat_args):
-        outputs, out_spec = _flatten(step(*_unflatten(arg_spec, iter(flat_args))))
+        outputs, out_spec = _flatten(traced_from[0](*_unflatten(arg_spec, iter(flat_args))))
         out_specs.append(out_spec)
         return tuple(outputs)
 
@@ -535,7 +543,10 @@ def _trace(step, arg_spec, leaves):
         # The trace notes the Python branches it fixes (Keras's own shape
         # checks); the signature, shapes included, keys the graph.
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        graph = torch.jit.trace(flat_step, tuple(leaves), check_trace=False)
+        try:
+            graph = torch.jit.trace(flat_step, tuple(leaves), check_trace=False)
+        finally:
+            traced_from.clear()
     if _holds_tensors(graph.graph):
         return None
     return graph, out_specs[0]
