@@ -8,7 +8,7 @@ import weakref
 import keras
 import numpy as np
 from keras import ops
-from keras.src import tree
+from keras import tree
 
 from keras_gated import plots
 from keras_gated import probe

@@ -185,10 +185,13 @@ def test_bad_cluster_arguments_name_the_problem_and_the_fix(tmp_path, capsys, mo
                                         environ=dict(two_workers, KERASTUNER_ORACLE_IP="127.0.0.1"))
 
 
-def test_keras_internals_that_the_multi_worker_fit_needs_are_still_there():
-    """Fails loudly when Keras or KerasTuner move what keras_gated.tuning.keras_internals patches."""
+def test_private_keras_and_keras_tuner_pieces_are_still_there():
+    """Fails loudly when Keras or KerasTuner move what `keras_gated._keras_private`
+    patches for the multi-worker fit or `keras_gated.tuning.keras_tuner_private` reads."""
+    import keras_tuner
     from keras.src.backend.tensorflow import trainer
     from keras_tuner.src.engine.tuner import Tuner
+    from keras_tuner.src.tuners.gridsearch import LinkedList
 
     assert list(inspect.signature(trainer.TensorFlowTrainer._maybe_symbolic_build).parameters) == [
         "self", "iterator", "data_batch"]
@@ -196,6 +199,10 @@ def test_keras_internals_that_the_multi_worker_fit_needs_are_still_there():
     assert list(inspect.signature(trainer.reduce_per_replica).parameters) == ["values", "strategy", "reduction"]
     assert callable(trainer._collective_all_reduce_multi_worker)
     assert list(inspect.signature(Tuner._get_checkpoint_fname).parameters) == ["self", "trial_id"]
+    assert callable(LinkedList().insert)
+    oracle = keras_tuner.oracles.GridSearchOracle()
+    assert callable(oracle._compare)
+    assert hasattr(oracle, "_ordered_ids") and hasattr(oracle, "_populate_next")
 
 
 def test_process_shards_put_together_are_the_global_batches():

@@ -64,7 +64,7 @@ import weakref
 
 import keras
 import torch
-from keras.src.backend.torch.core import convert_to_tensor
+from keras.ops import convert_to_tensor
 
 from keras_gated._fast.contract import AutomaticCellLevel
 from keras_gated._fast.contract import levels_of

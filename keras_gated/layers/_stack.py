@@ -1,7 +1,7 @@
 """What the cells that run several layers inside one time step share."""
 
+import keras
 from keras import ops
-from keras.src import backend as keras_backend
 
 from keras_gated.layers.base import GatedCell
 
@@ -41,7 +41,7 @@ class StackedGatedCell(GatedCell):
             ones = ops.ones_like(
                 ops.concatenate([step_input] * self.recurrent_levels, axis=-1)
             )
-            self._recurrent_dropout_mask = keras_backend.random.dropout(
+            self._recurrent_dropout_mask = keras.random.dropout(
                 ones, rate=self.recurrent_dropout, seed=self.seed_generator
             )
         return getattr(self, "_recurrent_dropout_mask", None)

@@ -27,17 +27,12 @@ from keras import constraints
 from keras import initializers
 from keras import ops
 from keras import regularizers
+from keras import tree
 from keras.layers import InputSpec
 
-# Keras keeps the dropout-mask mixin and the backend time loop out of its
-# public namespace, but `keras.layers.RNN` recognises cells by this class
-# (to draw their masks before the loop) and loops with this function; using
-# the same two pieces is what makes our cells behave exactly like LSTMCell.
-from keras.src import backend as keras_backend
-from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
-from keras.src import tree
-
 from keras_gated import _fast
+from keras_gated._keras_private import DropoutRNNCell
+from keras_gated._keras_private import rnn as backend_rnn
 from keras_gated.backward import add_gradients  # noqa: F401  (cells import it from here)
 
 GATE_NAMES = {
@@ -1264,7 +1259,7 @@ class GatedRNN(keras.layers.RNN):
             output, new_states = cell.recurrent_step(projected_t, states, training)
             return output, list(new_states)
 
-        return keras_backend.rnn(
+        return backend_rnn(
             step,
             projected,
             initial_state,

@@ -3,41 +3,27 @@
 To probe a layer deep inside a model on exactly what it receives there,
 the model is run once with each layer call handed to a hook, which may
 record the call or compute the layer's outputs its own way. Keras has no
-public API for that, so this module is the only one of the probe that uses
-Keras's private names; they are listed below, and
-`tests/test_probe_walk.py` fails loudly the day one of them moves:
-
-* `keras.src.backend.get_keras_mask` / `set_keras_mask`: the mask Keras
-  attaches to a tensor (how a layer's mask reaches the next layer);
-* `Sequential._functional`: the functional graph a built Sequential runs;
-* `Functional._run_through_graph(inputs, operation_fn)`,
-  `Functional._standardize_inputs`, `Functional._nodes_by_depth`: running
-  a functional graph with every operation replaced by a function of ours;
-* `Layer._call_has_training_arg`, `Layer._call_has_mask_arg`: whether a
-  layer's `call` takes `training` and `mask`.
+public API for that (nor for the masks it attaches to tensors), so the
+walk goes through `keras_gated._keras_private`, which lists the private
+Keras names it needs and whose test fails loudly the day one moves.
 """
 
 import keras
 from keras import ops
 from keras import tree
-from keras.src import backend as keras_backend
 
+from keras_gated import _keras_private
 from keras_gated.probe.trace import is_bidirectional, is_recurrent
-
-PRIVATE_BACKEND_NAMES = ("get_keras_mask", "set_keras_mask")
-PRIVATE_SEQUENTIAL_NAMES = ("_functional",)
-PRIVATE_FUNCTIONAL_NAMES = ("_run_through_graph", "_standardize_inputs", "_nodes_by_depth")
-PRIVATE_LAYER_NAMES = ("_call_has_training_arg", "_call_has_mask_arg")
 
 
 def keras_mask(tensor):
     """The mask Keras attached to `tensor`, or None."""
-    return keras_backend.get_keras_mask(tensor)
+    return _keras_private.get_keras_mask(tensor)
 
 
 def attach_mask(tensor, mask):
     """Attaches `mask` to `tensor` as a Keras layer's output would carry it."""
-    keras_backend.set_keras_mask(tensor, mask)
+    _keras_private.set_keras_mask(tensor, mask)
 
 
 def contains_layers(layer):
@@ -57,15 +43,6 @@ def as_tensors(inputs):
     )
 
 
-def _graph_of(model):
-    """The functional graph that runs `model`, or None."""
-    if isinstance(model, keras.Sequential):
-        return getattr(model, "_functional", None)
-    if hasattr(model, "_run_through_graph") and hasattr(model, "_nodes_by_depth"):
-        return model
-    return None
-
-
 def call_model(model, inputs, hook, path=""):
     """Calls `model` on `inputs` with every layer call routed through `hook`.
 
@@ -78,7 +55,7 @@ def call_model(model, inputs, hook, path=""):
 
     def route(layer, args, kwargs):
         layer_path = f"{path}{layer.name}"
-        if getattr(layer, "_call_has_training_arg", False):
+        if _keras_private.call_takes_training(layer):
             kwargs["training"] = False
         if contains_layers(layer):
             kwargs.pop("training", None)
@@ -86,12 +63,10 @@ def call_model(model, inputs, hook, path=""):
             return call_model(layer, args[0], hook, layer_path + "/")
         return hook(layer, layer_path, args, kwargs)
 
-    graph = _graph_of(model)
+    graph = _keras_private.functional_graph(model)
     if graph is not None:
-        flat_inputs = graph._standardize_inputs(inputs)
-        outputs = graph._run_through_graph(
-            flat_inputs,
-            operation_fn=lambda op: (lambda *a, **k: route(op, a, dict(k))),
+        outputs = _keras_private.run_through_graph(
+            graph, inputs, lambda op: (lambda *a, **k: route(op, a, dict(k)))
         )
         return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
     if isinstance(model, keras.Sequential):
@@ -99,7 +74,7 @@ def call_model(model, inputs, hook, path=""):
         mask = None
         for layer in model.layers:
             kwargs = {}
-            if getattr(layer, "_call_has_mask_arg", False) and mask is not None:
+            if _keras_private.call_takes_mask(layer) and mask is not None:
                 kwargs["mask"] = mask
             outputs = route(layer, (outputs,), kwargs)
             mask = tree.map_structure(keras_mask, outputs)

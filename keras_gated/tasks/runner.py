@@ -485,7 +485,7 @@ def _load_trial_model(tuner, trial):
         # Under a multi-worker strategy a model built in its scope creates
         # its variables with a broadcast that every worker must join; the
         # chief evaluates and exports alone, so it builds a local model.
-        from keras_gated.tuning.keras_internals import trial_checkpoint_path
+        from keras_gated.tuning.keras_tuner_private import trial_checkpoint_path
 
         model = tuner.hypermodel.build(trial.hyperparameters)
         model.load_weights(trial_checkpoint_path(tuner, trial.trial_id))

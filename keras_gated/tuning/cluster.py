@@ -230,7 +230,7 @@ def multi_worker_strategy():
     """
     import tensorflow as tf
 
-    from keras_gated.tuning.keras_internals import use_local_batch_to_build
+    from keras_gated._keras_private import use_local_batch_to_build
 
     try:
         strategy = tf.distribute.MultiWorkerMirroredStrategy()

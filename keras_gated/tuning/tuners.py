@@ -23,12 +23,12 @@ run the same command; `directory` must be shared by all processes.
 """
 
 import copy
-import functools
 import os
 
 import keras
 import keras_tuner
 
+from keras_gated.tuning import keras_tuner_private
 from keras_gated.tuning.guards import NonFiniteLossError
 from keras_gated.tuning.guards import StopOnNonFiniteLoss
 
@@ -100,16 +100,7 @@ class ResumableGridSearchOracle(keras_tuner.oracles.GridSearchOracle):
 
     def reload(self):
         super().reload()
-        from keras_tuner.src.tuners.gridsearch import LinkedList
-
-        def compare(a, b):
-            return self._compare(self.trials[a].hyperparameters.values, self.trials[b].hyperparameters.values)
-
-        ordered = sorted(self.trials, key=functools.cmp_to_key(compare))
-        self._ordered_ids = LinkedList()
-        for trial_id in ordered:
-            self._ordered_ids.insert(trial_id)
-        self._populate_next = list(ordered)
+        keras_tuner_private.rebuild_grid_order(self)
 
 
 class GridSearch(_GatedTunerMixin, keras_tuner.Tuner):

@@ -25,8 +25,7 @@ import importlib
 import keras
 from keras import ops
 
-# The backend's own time loop, as keras.layers.RNN and keras_gated's layers use.
-from keras.src import backend as keras_backend
+from keras_gated._keras_private import rnn as backend_rnn
 
 from keras_gated.tasks.captioning.data import END
 from keras_gated.tasks.captioning.data import PAD
@@ -344,7 +343,7 @@ class CaptionDecoder(keras.layers.Layer):
             )
             return ops.concatenate([deep, attention], axis=-1), new_states
 
-        _, outputs, _ = keras_backend.rnn(
+        _, outputs, _ = backend_rnn(
             loop_step, embedded, states, unroll=False,
             input_length=tokens.shape[1],
         )
