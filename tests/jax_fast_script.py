@@ -39,10 +39,13 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
 STACKS = [
     ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),
     ("depth-gated-3-fo", kg.DepthGatedLSTM, {"num_layers": 3, "peepholes": "fo"}),
-    # cell_clip and projection_units are the LSTM options the levels run fused.
+    # cell_clip, projection_units and zoneout are the LSTM options the levels run fused.
     ("depth-gated-2-clip", kg.DepthGatedLSTM, {"num_layers": 2, "cell_clip": 0.3}),
     ("depth-gated-2-projection", kg.DepthGatedLSTM,
      {"num_layers": 2, "projection_units": 3, "cell_clip": 0.3}),
+    ("depth-gated-2-zoneout", kg.DepthGatedLSTM, {"num_layers": 2, "zoneout": (0.2, 0.3)}),
+    ("depth-gated-3-zoneout-projection", kg.DepthGatedLSTM,
+     {"num_layers": 3, "zoneout": (0.3, 0.2), "projection_units": 3, "cell_clip": 0.3}),
     ("grid-2", kg.GridLSTM, {"num_layers": 2}),
     ("grid-2-tanh-tied", kg.GridLSTM, {"num_layers": 2, "depth_transform": "tanh",
                                        "tied_weights": True}),

@@ -311,8 +311,11 @@ STACK_OPTIONS = {
     # The options the stack's levels run fused (`has_options_without_fast_levels`).
     "cell-clip": {"cell_clip": CLIP},
     "projection-cell-clip": {"projection_units": PROJECTION, "cell_clip": CLIP},
+    "zoneout": {"zoneout": (0.25, 0.4)},
+    "zoneout-projection-cell-clip": {"projection_units": PROJECTION, "cell_clip": CLIP,
+                                     "zoneout": (0.25, 0.4)},
 }
-FUSED_STACK_OPTIONS = {"cell_clip", "projection_units"}
+FUSED_STACK_OPTIONS = {"cell_clip", "projection_units", "zoneout"}
 STACK_LAYERS = 3
 
 
@@ -390,7 +393,9 @@ def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     assert [s.shape[-1] for s in final] == [width, UNITS] * STACK_LAYERS
 
 
-@pytest.mark.parametrize("option_set", ["all", "cell-clip", "projection-cell-clip"])
+@pytest.mark.parametrize(
+    "option_set", ["all", "cell-clip", "projection-cell-clip", "zoneout-projection-cell-clip"]
+)
 def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(option_set):
     """"all" on the generic loop; the others on the fast loop (the levels' written backward)."""
     options = STACK_OPTIONS[option_set]

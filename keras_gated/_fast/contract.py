@@ -121,6 +121,7 @@ class FusedLevel(typing.Protocol):
     # only if `passes_extra_up`. A loop may keep the reads apart or not.
     up_from_states: bool
     passes_extra_up: bool
+    up_extra_width: int  # columns of the extra vector passed up (0 if none)
 
     def preactivations(self, input_product, recurrent_product):
         """`z_k` from the input and recurrent products."""
@@ -159,6 +160,7 @@ class CellLevel:
     extra_columns = 0
     up_from_states = False
     passes_extra_up = False
+    up_extra_width = 0
 
     def __init__(self, cell: FusedCell, state_count):
         self.cell = cell

@@ -227,6 +227,12 @@ def fused_rnn(
     def recurrent_input(k, h_tm1):
         return h_tm1 if recurrent_masks[k] is None else h_tm1 * recurrent_masks[k]
 
+    def read_width(key, state_shape):
+        k, kind = key
+        if kind == "a":
+            return state_shape[-1]
+        return extra_columns if k == 0 else levels[k - 1].up_extra_width
+
     def split_bottom(projected):
         """The bottom level's input product and extra vector (or None)."""
         if not extra_columns:
@@ -314,14 +320,13 @@ def fused_rnn(
         if keep:
             z_tas = [tf.TensorArray(dtype, size=length) for _ in levels]
             # The bottom level's extra vector is as wide as its columns (the
-            # depth-gated l_t: H, where h may be P wide); the levels' reads
-            # are as wide as a state.
+            # depth-gated l_t and zoneout's masks, where h may be P wide), an
+            # upper level's as the level below passes up; the hidden
+            # vectors read are as wide as a state.
             read_tas = [
                 tf.TensorArray(
                     dtype, size=length,
-                    element_shape=(
-                        state_shape[:-1] + [extra_columns] if key == (0, "e") else state_shape
-                    ),
+                    element_shape=state_shape[:-1] + [read_width(key, state_shape)],
                 )
                 for key in kept_reads
             ]

@@ -71,10 +71,10 @@ class DepthGatedLSTMCell(StackedGatedCell):
             (docs/options.md), on every layer around its own update
             c̃_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(·); an upper layer
             reads the carried c_t below as its l_t and the (projected) h
-            below as its input. A stack with `layer_norm` or `zoneout`
-            runs the generic loop (with `cell_clip` and
-            `projection_units`, the fast loops); the one-layer cell runs
-            them all fused.
+            below as its input. A stack with `layer_norm` runs the
+            generic loop (with `cell_clip`, `projection_units` and
+            `zoneout`, the fast loops); the one-layer cell runs them all
+            fused.
         **kwargs: The other arguments of `keras.layers.LSTMCell`
             (activation, recurrent_activation, use_bias, initializers,
             regularizers, constraints, unit_forget_bias, seed), plus
@@ -366,14 +366,15 @@ class DepthGatedLSTMCell(StackedGatedCell):
         """Whether an option is on that the stack's levels have no written form of.
 
         `layer_norm` (an upper level's `LN_x` of the h below is no plain input
-        product `a V_k + b_k`) and `zoneout` (each level's keep masks would
-        have to ride up the levels). `cell_clip` acts inside the level's own
+        product `a V_k + b_k`). `cell_clip` acts inside the level's own
         memory update, which its written backward step takes back through
         (`carried_cell_backward`); `projection_units` is the level's output
         `h = m P`, whose gradient `d_m = d_h P^T` the level's backward step
-        takes, with `dP = Σ m^T d_h` one product per run of steps.
+        takes, with `dP = Σ m^T d_h` one product per run of steps; zoneout's
+        keep masks, drawn before the loop, ride up the levels with the
+        memory (`_DepthGatedLevel`).
         """
-        return bool(self.layer_norm or any(self.zoneout))
+        return bool(self.layer_norm)
 
     @property
     def has_fast_levels(self):
@@ -388,8 +389,18 @@ class DepthGatedLSTMCell(StackedGatedCell):
 
     def fast_levels(self):
         """The layers of the stack as the fast loops run them, bottom first."""
-        bottom = _DepthGatedLevel(self.layer_cells[0], bottom_projection=self.projection_weights())
-        return [bottom] + [_DepthGatedLevel(layer) for layer in self.layer_cells[1:]]
+        # With zoneout every layer's keep masks follow l_t, bottom first; a
+        # level passes those of the layers above it up with its memory.
+        widths = [layer.zoneout_width for layer in self.layer_cells]
+        masks_above = [sum(widths[k + 1 :]) for k in range(self.num_layers)]
+        bottom = _DepthGatedLevel(
+            self.layer_cells[0], bottom_projection=self.projection_weights(),
+            masks_above=masks_above[0],
+        )
+        return [bottom] + [
+            _DepthGatedLevel(layer, masks_above=above)
+            for layer, above in zip(self.layer_cells[1:], masks_above[1:])
+        ]
 
     def perturbed_step(self, projected, states, hidden_perturbations, training=False):
         """One step of the whole stack, bottom-up (`gated_step` with None).
@@ -437,56 +448,93 @@ class _DepthGatedLevel:
 
     Its input product is `W x + b` (blocks i, f, c, o, d) of the h of the
     layer below; its extra input is l_t, the c of the layer below (for the
-    bottom layer, the last H columns of the projected input). What it passes
-    up, (h_t, c_t), are its own new states.
+    bottom layer, the H columns after its gate blocks in the projected
+    input). Without zoneout what it passes up, (h_t, c_t), are its own new
+    states. With zoneout the keep masks of every layer are drawn before the
+    loop (`project_sequence`: the columns after l_t, bottom layer first) and
+    ride up the levels with the memory: level k reads `[c_{k-1} ; d_k ;
+    d_{k+1} ; ...]`, uses its own `d_k = (d_c, d_h)` and passes
+    `[c_k ; d_{k+1} ; ...]` up.
     """
 
-    up_from_states = True
-    passes_extra_up = True
     input_only_columns = 0
     state_count = 2
+    passes_extra_up = True
     # Without layer_norm (see `has_fast_levels`) no norm on U h.
     separate_recurrent_gradient = False
 
-    def __init__(self, layer, bottom_projection=False):
+    def __init__(self, layer, bottom_projection=False, masks_above=0):
         """`bottom_projection`: the stack's `projection_weights()` (possibly
-        None) for the bottom layer; False for the layers above."""
+        None) for the bottom layer; False for the layers above.
+        `masks_above`: the columns of the keep masks of the layers above
+        this one (0 without zoneout)."""
         bottom = bottom_projection is not False
         self.layer = layer
         self.recurrent_kernel = layer.recurrent_kernel
         self.projection = bottom_projection if bottom else None
-        self.extra_columns = layer.units if bottom else 0
+        self.keep_width = layer.zoneout_width
+        self.masks_above = masks_above
+        # With zoneout the masks of the levels above go up with c: the
+        # level above reads a wider vector than this level's states.
+        self.up_from_states = not self.keep_width
+        self.up_extra_width = layer.units + masks_above
+        self.extra_columns = layer.units + self.keep_width + masks_above if bottom else 0
         self.input_kernel = None if bottom else layer.kernel
         self.input_bias = layer.bias if not bottom and layer.use_bias else None
         # With a projection h = m P: m_t and dh_t of every step, for dP.
         self.step_saves = layer.step_backward_saves
 
+    def _split_extra(self, extra):
+        """`(l_t, (d_c, d_h), masks of the levels above)` from what the level read."""
+        if not self.keep_width:
+            return extra, (None, None), None
+        units = self.layer.units
+        lower, keep_c, keep_h, above = ops.split(
+            extra, [units, 2 * units, units + self.keep_width], axis=-1
+        )
+        return lower, (keep_c, keep_h), above if self.masks_above else None
+
     def preactivations(self, input_product, recurrent_product):
         return self.layer.full_preactivations(input_product, recurrent_product)
 
     def forward(self, z, extra, states):
-        h, c, _ = self.layer.layer_preactivation_step(z, extra, states)
-        return [h, c], h, c
+        lower, keep, above = self._split_extra(extra)
+        h, c, _ = self.layer.layer_preactivation_step(z, lower, states, keep)
+        up = c if above is None else ops.concatenate([c, above], axis=-1)
+        return [h, c], h, up
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
+        lower, (keep_c, keep_h), above = self._split_extra(extra)
         d_hidden = add_gradients(d_new_states[0], d_up_hidden)
-        # Without zoneout (see `has_fast_levels`) d_m is d_h, or d_h P^T
-        # with a projection.
+        d_h_tm1 = None
+        if keep_h is not None:
+            # h_t = d_h ⊙ h_{t-1} + (1 - d_h) ⊙ h̃_t.
+            d_h_tm1 = keep_h * d_hidden
+            d_hidden = (1.0 - keep_h) * d_hidden
+        # d_m is d_h̃, or d_h̃ P^T with a projection.
         projection_kernel = self.layer.projection_kernel
         d_m = d_hidden
         if projection_kernel is not None:
             d_m = ops.matmul(d_hidden, ops.transpose(projection_kernel))
         # d_c stays a list of terms, summed with the cell's own in one
-        # reduction (see `add_gradients`).
+        # reduction (see `add_gradients`). The level above hands back the
+        # gradient of the memory it read (its masks have none).
         d_gates, d_lower, d_c_tm1, sums, m = self.layer.layer_backward(
-            z, extra, states[1], [d_m, [d_new_states[1], d_up_extra]]
+            z, lower, states[1], [d_m, [d_new_states[1], d_up_extra]], keep_c
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
+        d_extra = d_lower
+        if self.extra_columns > self.layer.units:
+            # The bottom level's extra columns are part of the projected
+            # input: the keep masks, no function of the weights, get zeros.
+            d_extra = ops.concatenate(
+                [d_lower, ops.zeros_like(extra[..., self.layer.units :])], axis=-1
+            )
         # What the layer's `backward_weight_gradients` reads (its own
         # equations keep nothing: `memory_backward_saves` is 0).
         saved = [] if projection_kernel is None else [m, d_hidden]
         return LevelStepGradients(
-            d_input, d_recurrent, d_lower, [None, d_c_tm1], list(sums), saved
+            d_input, d_recurrent, d_extra, [d_h_tm1, d_c_tm1], list(sums), saved
         )
 
     def summed_weights(self):

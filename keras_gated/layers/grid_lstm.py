@@ -405,6 +405,7 @@ class _GridLevel:
         self.cell = cell
         # The depth memory m^D_k goes up only with an LSTM along depth.
         self.passes_extra_up = cell.depth_transform == "lstm"
+        self.up_extra_width = H if self.passes_extra_up else 0
         time_kernel = cell._level(cell.time_kernel, k)
         depth_kernel = cell._level(cell.depth_kernel, k)
         self.recurrent_kernel = ops.concatenate([time_kernel[:H], depth_kernel[:H]], axis=1)
