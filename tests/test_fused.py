@@ -147,6 +147,13 @@ def _check_fast_matches_cell(layer_class, options, option, fast_calls):
 STACKS = {
     "DepthGatedLSTM-3": (kg.DepthGatedLSTM, {"num_layers": 3}),
     "DepthGatedLSTM-2-same-width": (kg.DepthGatedLSTM, {"num_layers": 2}),
+    # The norms and the clip on every level. Not zoneout, whose cell path
+    # draws its masks step by step, nor the projection, whose h is narrower
+    # than these initial states (both: tests/test_options.py on TensorFlow,
+    # jax_fast_script.py and torch_fast_script.py on the other backends).
+    "DepthGatedLSTM-3-layer-norm-clip": (
+        kg.DepthGatedLSTM, {"num_layers": 3, "layer_norm": True, "cell_clip": 1.0},
+    ),
     "GridLSTM-3": (kg.GridLSTM, {"depth": 3}),
     "GridLSTM-2-tanh": (kg.GridLSTM, {"depth": 2, "depth_transform": "tanh"}),
     "GridLSTM-2-identity-tied": (
@@ -186,8 +193,10 @@ def test_fast_path_matches_cell_path_in_a_compiled_function(layer_class, fast_ca
         (kg.PeepholeLSTM, {"peepholes": ""}),
         (kg.DepthGatedLSTM, {"use_peepholes": False}),
         (kg.UntiedLSTM, {"use_bias": False}),
+        (kg.DepthGatedLSTM, {"num_layers": 2, "layer_norm": True, "use_bias": False}),
     ],
-    ids=["coupled-fo", "peephole-f", "peephole-none", "depth-no-peepholes", "untied-no-bias"],
+    ids=["coupled-fo", "peephole-f", "peephole-none", "depth-no-peepholes", "untied-no-bias",
+         "depth-stack-layer-norm-no-bias"],
 )
 def test_written_backward_step_with_other_weight_sets(layer_class, options, fast_calls):
     reference = _run(layer_class, False, options, initial_state=True)

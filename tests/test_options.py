@@ -308,14 +308,12 @@ STACK_OPTIONS = {
     "projection": {"projection_units": PROJECTION},
     "all": {"layer_norm": True, "projection_units": PROJECTION, "cell_clip": CLIP,
             "zoneout": (0.25, 0.4)},
-    # The options the stack's levels run fused (`has_options_without_fast_levels`).
     "cell-clip": {"cell_clip": CLIP},
     "projection-cell-clip": {"projection_units": PROJECTION, "cell_clip": CLIP},
     "zoneout": {"zoneout": (0.25, 0.4)},
     "zoneout-projection-cell-clip": {"projection_units": PROJECTION, "cell_clip": CLIP,
                                      "zoneout": (0.25, 0.4)},
 }
-FUSED_STACK_OPTIONS = {"cell_clip", "projection_units", "zoneout"}
 STACK_LAYERS = 3
 
 
@@ -373,18 +371,13 @@ def stack_reference(options, inputs, states, layers, keep=None):
     return np.stack(outputs, axis=1), states
 
 
+@pytest.mark.parametrize("path", ["fast", "generic"])
 @pytest.mark.parametrize("options", STACK_OPTIONS.values(), ids=STACK_OPTIONS.keys())
-def test_depth_gated_stack_takes_the_options_on_every_layer(options):
-    layer, inputs, states, layers, _ = stack_problem(options, seed=3)
+def test_depth_gated_stack_takes_the_options_on_every_layer(options, path):
+    # Every option has a written level form: the stack runs the fast loop.
+    layer, inputs, states, layers, _ = stack_problem(options, seed=3, fast_path=path == "fast")
     outputs, *final = layer(inputs, initial_state=states)
-    if set(options) <= FUSED_STACK_OPTIONS:
-        # The levels' written backward steps take the clip and the
-        # projection back: the fast loop.
-        assert layer.last_call_path == "fast"
-    else:
-        # The stack's levels have no written form of the others: the generic loop.
-        assert layer.last_call_path == "generic"
-        assert "LSTM options" in layer.fast_path_unavailable_reason()
+    assert layer.last_call_path == path
     expected, expected_states = stack_reference(options, inputs.astype("float64"), states, layers)
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=3e-6)
     for got, want in zip(final, expected_states):
@@ -393,13 +386,16 @@ def test_depth_gated_stack_takes_the_options_on_every_layer(options):
     assert [s.shape[-1] for s in final] == [width, UNITS] * STACK_LAYERS
 
 
-@pytest.mark.parametrize(
-    "option_set", ["all", "cell-clip", "projection-cell-clip", "zoneout-projection-cell-clip"]
-)
-def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(option_set):
-    """"all" on the generic loop; the others on the fast loop (the levels' written backward)."""
+@pytest.mark.parametrize("option_set, path", [
+    ("all", "fast"), ("all", "generic"), ("layer-norm", "fast"), ("cell-clip", "fast"),
+    ("projection-cell-clip", "fast"), ("zoneout-projection-cell-clip", "fast"),
+])
+def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(option_set, path):
+    """The fast loop's levels' written backward steps, and the generic loop."""
     options = STACK_OPTIONS[option_set]
-    layer, inputs, states, layers, rng = stack_problem(options, seed=4, dtype="float64")
+    layer, inputs, states, layers, rng = stack_problem(
+        options, seed=4, dtype="float64", fast_path=path == "fast"
+    )
     probes = [rng.normal(size=(BATCH, STEPS, options.get("projection_units", UNITS)))] + [
         rng.normal(size=s.shape) for s in states
     ]
@@ -408,7 +404,7 @@ def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(
         tape.watch([x, *s])
         results = layer(x, initial_state=s, training=True)
         loss = sum(tf.reduce_sum(r * p) for r, p in zip(results, probes))
-    assert layer.last_call_path == ("generic" if option_set == "all" else "fast")
+    assert layer.last_call_path == path
     variables = list(layer.weights)
     grads = tape.gradient(loss, [x, *s, *[v.value for v in variables]])
     keep = stack_keep_masks(options, inputs)
@@ -430,9 +426,11 @@ def test_depth_gated_stack_gradients_with_every_option_match_finite_differences(
         )
 
 
-def test_depth_gated_stack_with_options_and_fast_path_true_names_the_reason():
-    layer = kg.DepthGatedLSTM(UNITS, num_layers=2, layer_norm=True, fast_path=True)
-    with pytest.raises(ValueError, match="LSTM options"):
+def test_depth_gated_stack_without_a_written_derivative_and_fast_path_true_names_the_reason():
+    layer = kg.DepthGatedLSTM(
+        UNITS, num_layers=2, layer_norm=True, activation="relu", fast_path=True
+    )
+    with pytest.raises(ValueError, match="no fast form"):
         layer(np.zeros((BATCH, STEPS, FEATURES), "float32"))
 
 

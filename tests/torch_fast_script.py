@@ -45,11 +45,16 @@ ONE_LAYER = [(p.id, p.values[0], p.values[2]) for p in RNN_CASES] + [
 STACKS = [
     ("depth-gated-2", kg.DepthGatedLSTM, {"num_layers": 2}),
     ("depth-gated-3-fo", kg.DepthGatedLSTM, {"num_layers": 3, "peepholes": "fo"}),
-    # cell_clip, projection_units and zoneout are the LSTM options the levels run fused.
+    # The LSTM options on the levels.
     ("depth-gated-2-clip", kg.DepthGatedLSTM, {"num_layers": 2, "cell_clip": 0.3}),
     ("depth-gated-2-projection", kg.DepthGatedLSTM,
      {"num_layers": 2, "projection_units": 3, "cell_clip": 0.3}),
     ("depth-gated-2-zoneout", kg.DepthGatedLSTM, {"num_layers": 2, "zoneout": (0.2, 0.3)}),
+    ("depth-gated-2-layer-norm-no-bias", kg.DepthGatedLSTM,
+     {"num_layers": 2, "layer_norm": True, "use_bias": False}),
+    ("depth-gated-3-all-options", kg.DepthGatedLSTM,
+     {"num_layers": 3, "layer_norm": True, "zoneout": (0.3, 0.2), "projection_units": 3,
+      "cell_clip": 1.0}),
     ("depth-gated-3-zoneout-projection", kg.DepthGatedLSTM,
      {"num_layers": 3, "zoneout": (0.3, 0.2), "projection_units": 3, "cell_clip": 0.3}),
     ("grid-2", kg.GridLSTM, {"num_layers": 2}),
@@ -227,10 +232,15 @@ def fallbacks():
     stack = kg.DepthGatedLSTM(4, num_layers=2)
     stack(x)
     assert stack.last_call_path == "fast"
+    # Every LSTM option runs on the stack's levels; an activation without
+    # a written derivative does not.
     with_options = kg.DepthGatedLSTM(4, num_layers=2, layer_norm=True)
     with_options(x)
-    assert with_options.last_call_path == "generic"
-    assert "LSTM options" in with_options.fast_path_unavailable_reason()
+    assert with_options.last_call_path == "fast"
+    relu_stack = kg.DepthGatedLSTM(4, num_layers=2, activation="relu")
+    relu_stack(x)
+    assert relu_stack.last_call_path == "generic"
+    assert "no fast form" in relu_stack.fast_path_unavailable_reason()
     unrolled = kg.CoupledLSTM(4, unroll=True)
     unrolled(x)
     assert unrolled.last_call_path == "generic"

@@ -74,8 +74,7 @@ def unavailable_reason(layer):
         return (
             f"{cell.__class__.__name__} with these options has no fast form "
             "(a prioritised GridLSTM, a stack whose activations have no "
-            "written derivative, a DepthGatedLSTM stack with layer_norm, the one "
-            "of the LSTM options its levels have no written form of yet, "
+            "written derivative, "
             "or layer_norm with activations that have no written derivative)"
         )
     if name in ("jax", "torch"):

@@ -166,13 +166,6 @@ def fused_rnn(
         (batch, time, H) if `return_all_outputs`, else (batch, 1, H).
     """
     levels = levels_of(cell, len(initial_state), _AutomaticCellLevel)
-    if any(level.separate_recurrent_gradient for level in levels[1:]):
-        # No level above the bottom has a norm on its recurrent product
-        # (a depth-gated stack with layer_norm has no fast levels).
-        raise NotImplementedError(
-            "a norm on the recurrent product of a level above the bottom one "
-            "has no TensorFlow fast form"
-        )
     num_levels = len(levels)
     num_states = len(initial_state)
     offsets = [0]
@@ -478,6 +471,21 @@ def fused_rnn(
                             c, start, end, h_rows, d_projected, level.recurrent_columns,
                             products[0], d_inputs_ta, d_r,
                         )
+                    elif level.separate_recurrent_gradient:
+                        # A norm on h R: dR from its own gradient, apart
+                        # from [dV ; db] (dZ's columns are V's, not R's).
+                        a_rows = reads_at(k, slice(start, end), slice(start + 1, end + 1))[0]
+                        input_rows = _flat(a_rows)
+                        if len(per_level[k]) > 2:
+                            input_rows = tf.concat(
+                                [input_rows, tf.ones_like(input_rows[:, :1])], axis=1
+                            )
+                        products[k] = (
+                            products[k][0]
+                            + tf.matmul(input_rows, _flat(d_z), transpose_a=True),
+                            products[k][1]
+                            + tf.matmul(h_rows, _flat(level_arrays[-1].stack()), transpose_a=True),
+                        )
                     else:
                         a_rows = reads_at(k, slice(start, end), slice(start + 1, end + 1))[0]
                         products[k] = products[k] + tf.matmul(
@@ -496,11 +504,16 @@ def fused_rnn(
                         d_inputs_ta)
 
             products = [projection_in.zero_products(per_level[0][0], dtype)] + [
-                tf.zeros(
+                (
+                    tf.zeros((ws[1].shape[0] + int(len(ws) > 2), ws[1].shape[1]), dtype),
+                    tf.zeros_like(ws[0]),
+                )
+                if level.separate_recurrent_gradient
+                else tf.zeros(
                     (ws[1].shape[0] + ws[0].shape[0] + int(len(ws) > 2), ws[1].shape[1]),
                     dtype,
                 )
-                for ws in per_level[1:]
+                for level, ws in zip(levels[1:], per_level[1:])
             ]
             initial_carry = (
                 [store.handle() for store in z_stores],
@@ -532,10 +545,17 @@ def fused_rnn(
             d_weights = [d_bottom_recurrent]
             for k in range(1, num_levels):
                 ws = per_level[k]
-                d_input_kernel, d_recurrent, d_bias = _split_weight_rows(
-                    products[k], ws[1].shape[0], ws[0].shape[0], len(ws) > 2
-                )
-                d_weights += [levels[k].recurrent_columns(d_recurrent), d_input_kernel]
+                if levels[k].separate_recurrent_gradient:
+                    d_input_rows, d_recurrent = products[k]
+                    d_input_kernel, _, d_bias = _split_weight_rows(
+                        d_input_rows, ws[1].shape[0], 0, len(ws) > 2
+                    )
+                    d_weights += [d_recurrent, d_input_kernel]
+                else:
+                    d_input_kernel, d_recurrent, d_bias = _split_weight_rows(
+                        products[k], ws[1].shape[0], ws[0].shape[0], len(ws) > 2
+                    )
+                    d_weights += [levels[k].recurrent_columns(d_recurrent), d_input_kernel]
                 d_weights += [d_bias] if d_bias is not None else []
             return d_loop_inputs + d_weights + list(d_carry), d_variables
 

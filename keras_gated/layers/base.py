@@ -552,13 +552,52 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """The input half of every gate block, `W x + b`, for a step or a sequence."""
         projected = ops.matmul(inputs, self.kernel)
         if self.layer_norm:
-            projected = self.normalize("kernel", projected)
-            # LN_h's beta is a constant of every step: added here, outside
-            # the time loop, where its gradient is one sum over all steps.
-            projected = self._add_recurrent(projected, self.norms["recurrent"][1])
+            return self.normalized_input(projected)[0]
         if self.use_bias:
             projected = projected + self.bias
         return projected
+
+    def normalized_input(self, product):
+        """`(LN_x(W x) + β_h + b, x̂, 1/σ)` from the input product `W x`, under `layer_norm`.
+
+        LN_h's beta is a constant of every step: added here, with the
+        inputs, where a loop can take its gradient as one sum. x̂ and 1/σ
+        are what `normalized_input_backward` reads.
+        """
+        normalized, inverse_deviation = _normalized(product, self.norm_epsilon)
+        gamma, beta = self.norms["kernel"]
+        projected = self._add_recurrent(normalized * gamma + beta, self.norms["recurrent"][1])
+        if self.use_bias:
+            projected = projected + self.bias
+        return projected, normalized, inverse_deviation
+
+    def normalized_input_weights(self):
+        """The weight vectors `normalized_input` reads: LN_x's gamma and beta, LN_h's beta, b."""
+        return [*self.norms["kernel"], self.norms["recurrent"][1]] + (
+            [self.bias] if self.use_bias else []
+        )
+
+    def normalized_input_backward(self, d_projected, normalized, inverse_deviation):
+        """`(d(W x), sums)`: the gradient through `normalized_input`, and the
+        gradients of `normalized_input_weights` summed over the batch."""
+        gamma, _ = self.norms["kernel"]
+        d_beta = ops.sum(d_projected, axis=0)
+        sums = [
+            ops.sum(d_projected * normalized, axis=0),
+            d_beta,
+            ops.sum(self.recurrent_columns(d_projected), axis=0),
+        ] + ([d_beta] if self.use_bias else [])
+        return _normalized_backward(d_projected, normalized, inverse_deviation, gamma), sums
+
+    def recurrent_norm_backward(self, norm_columns, d_recurrent):
+        """`(d(U h), γ_h's share)`: the gradient of the recurrent product
+        through LN_h, from the columns `full_preactivations` puts after the
+        gate blocks (x̂ and 1/σ) and the gradient of `LN_h(U h)`."""
+        width = len(self.recurrent_gates) * self.units
+        normalized, inverse_deviation = ops.split(norm_columns, [width], axis=-1)
+        gamma, _ = self.norms["recurrent"]
+        d_gamma = ops.sum(d_recurrent * normalized, axis=0)
+        return _normalized_backward(d_recurrent, normalized, inverse_deviation, gamma), d_gamma
 
     #: Columns of the projected inputs that the cell's own equations read
     #: after its gate blocks, before zoneout's keep masks (the depth-gated
@@ -880,13 +919,10 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
             masks = projected[..., masks_start : masks_start + self.zoneout_width]
             d_projected = ops.concatenate([d_projected, ops.zeros_like(masks)], axis=-1)
         if self.layer_norm:
-            width = len(self.recurrent_gates) * self.units
-            normalized, inverse_deviation = ops.split(
-                projected[..., masks_start + self.zoneout_width :], [width], axis=-1
+            d_recurrent, d_gamma = self.recurrent_norm_backward(
+                projected[..., masks_start + self.zoneout_width :], d_recurrent
             )
-            gamma, _ = self.norms["recurrent"]
-            sums.append(ops.sum(d_recurrent * normalized, axis=0))
-            d_recurrent = _normalized_backward(d_recurrent, normalized, inverse_deviation, gamma)
+            sums.append(d_gamma)
         if self.projection_kernel is not None:
             saved += [output, d_hidden]
         return d_projected, d_recurrent, d_states, saved, sums

@@ -71,10 +71,8 @@ class DepthGatedLSTMCell(StackedGatedCell):
             (docs/options.md), on every layer around its own update
             c̃_t = d_t ⊙ l_t + f_t ⊙ c_{t-1} + i_t ⊙ φ(·); an upper layer
             reads the carried c_t below as its l_t and the (projected) h
-            below as its input. A stack with `layer_norm` runs the
-            generic loop (with `cell_clip`, `projection_units` and
-            `zoneout`, the fast loops); the one-layer cell runs them all
-            fused.
+            below as its input. The one-layer cell and the stack run
+            them all on the fast loops.
         **kwargs: The other arguments of `keras.layers.LSTMCell`
             (activation, recurrent_activation, use_bias, initializers,
             regularizers, constraints, unit_forget_bias, seed), plus
@@ -362,30 +360,17 @@ class DepthGatedLSTMCell(StackedGatedCell):
         ]
 
     @property
-    def has_options_without_fast_levels(self):
-        """Whether an option is on that the stack's levels have no written form of.
-
-        `layer_norm` (an upper level's `LN_x` of the h below is no plain input
-        product `a V_k + b_k`). `cell_clip` acts inside the level's own
-        memory update, which its written backward step takes back through
-        (`carried_cell_backward`); `projection_units` is the level's output
-        `h = m P`, whose gradient `d_m = d_h P^T` the level's backward step
-        takes, with `dP = Σ m^T d_h` one product per run of steps; zoneout's
-        keep masks, drawn before the loop, ride up the levels with the
-        memory (`_DepthGatedLevel`).
-        """
-        return bool(self.layer_norm)
-
-    @property
     def has_fast_levels(self):
-        """Whether a stack runs the fast loops (`FusedLevel`s): `num_layers > 1`,
-        activations with a written derivative and none of the options without
-        a written level form (`has_options_without_fast_levels`; a one-layer
-        cell runs them all fused)."""
-        return (
-            self.num_layers > 1 and self.has_step_backward
-            and not self.has_options_without_fast_levels
-        )
+        """Whether a stack runs the fast loops (`FusedLevel`s): `num_layers > 1`
+        and activations with a written derivative. Every LSTM option has a
+        written level form: `cell_clip` acts inside the level's own memory
+        update, which its backward step takes back through
+        (`carried_cell_backward`); `projection_units` is the level's output
+        `h = m P` (`d_m = d_h P^T`, and `dP = Σ m^T d_h` one product per run
+        of steps); zoneout's keep masks, drawn before the loop, ride up the
+        levels with the memory; `layer_norm`'s parts ride in each level's z
+        (`_DepthGatedLevel`)."""
+        return self.num_layers > 1 and self.has_step_backward
 
     def fast_levels(self):
         """The layers of the stack as the fast loops run them, bottom first."""
@@ -455,13 +440,18 @@ class _DepthGatedLevel:
     ride up the levels with the memory: level k reads `[c_{k-1} ; d_k ;
     d_{k+1} ; ...]`, uses its own `d_k = (d_c, d_h)` and passes
     `[c_k ; d_{k+1} ; ...]` up.
+
+    With `layer_norm` the level's z carries the norms' parts after its gate
+    blocks: `[z (5H) ; x̂_h ; 1/σ_h]` (`full_preactivations`, LN_h of the
+    recurrent product), and above the bottom level, whose input product is
+    the loop's `a V_k` without a bias, also `[x̂_x ; 1/σ_x]` of LN_x, which
+    the level applies itself (`normalized_input`: LN_x, LN_h's beta and b).
+    The bottom level's LN_x is in the projected input (`project_sequence`).
     """
 
     input_only_columns = 0
     state_count = 2
     passes_extra_up = True
-    # Without layer_norm (see `has_fast_levels`) no norm on U h.
-    separate_recurrent_gradient = False
 
     def __init__(self, layer, bottom_projection=False, masks_above=0):
         """`bottom_projection`: the stack's `projection_weights()` (possibly
@@ -480,7 +470,13 @@ class _DepthGatedLevel:
         self.up_extra_width = layer.units + masks_above
         self.extra_columns = layer.units + self.keep_width + masks_above if bottom else 0
         self.input_kernel = None if bottom else layer.kernel
-        self.input_bias = layer.bias if not bottom and layer.use_bias else None
+        # Above the bottom level LN_x acts on a V_k before b is added.
+        self.normalizes_input = layer.layer_norm and not bottom
+        self.input_bias = (
+            layer.bias if not bottom and layer.use_bias and not self.normalizes_input else None
+        )
+        # A norm on h R: dR_k comes from the level's own d_recurrent.
+        self.separate_recurrent_gradient = layer.layer_norm
         # With a projection h = m P: m_t and dh_t of every step, for dP.
         self.step_saves = layer.step_backward_saves
 
@@ -495,7 +491,14 @@ class _DepthGatedLevel:
         return lower, (keep_c, keep_h), above if self.masks_above else None
 
     def preactivations(self, input_product, recurrent_product):
-        return self.layer.full_preactivations(input_product, recurrent_product)
+        if not self.normalizes_input:
+            return self.layer.full_preactivations(input_product, recurrent_product)
+        projected, normalized, inverse_deviation = self.layer.normalized_input(input_product)
+        return ops.concatenate(
+            [self.layer.full_preactivations(projected, recurrent_product),
+             normalized, inverse_deviation],
+            axis=-1,
+        )
 
     def forward(self, z, extra, states):
         lower, keep, above = self._split_extra(extra)
@@ -523,6 +526,22 @@ class _DepthGatedLevel:
             z, lower, states[1], [d_m, [d_new_states[1], d_up_extra]], keep_c
         )
         d_input, d_recurrent = self.layer.join_gate_gradients(d_gates)
+        sums = list(sums)
+        if self.layer.layer_norm:
+            gate_width = len(self.layer.kernel_gates) * self.layer.units
+            norm_end = gate_width + len(self.layer.recurrent_gates) * self.layer.units + 1
+            d_recurrent, d_gamma = self.layer.recurrent_norm_backward(
+                z[..., gate_width:norm_end], d_recurrent
+            )
+            sums.append(d_gamma)
+            if self.normalizes_input:
+                normalized, inverse_deviation = ops.split(
+                    z[..., norm_end:], [gate_width], axis=-1
+                )
+                d_input, input_sums = self.layer.normalized_input_backward(
+                    d_input, normalized, inverse_deviation
+                )
+                sums += input_sums
         d_extra = d_lower
         if self.extra_columns > self.layer.units:
             # The bottom level's extra columns are part of the projected
@@ -534,11 +553,12 @@ class _DepthGatedLevel:
         # equations keep nothing: `memory_backward_saves` is 0).
         saved = [] if projection_kernel is None else [m, d_hidden]
         return LevelStepGradients(
-            d_input, d_recurrent, d_extra, [d_h_tm1, d_c_tm1], list(sums), saved
+            d_input, d_recurrent, d_extra, [d_h_tm1, d_c_tm1], sums, saved
         )
 
     def summed_weights(self):
-        return self.layer.summed_weights()
+        extra = self.layer.normalized_input_weights() if self.normalizes_input else []
+        return self.layer.summed_weights() + extra
 
     def product_weights(self):
         return self.layer.product_weights()
