@@ -168,6 +168,22 @@ IMPLEMENTATIONS = {
         2,
         False,
     ),
+    # The depth-gated stack with the LSTM options, fast and generic.
+    **{
+        f"DepthGatedLSTM(num_layers=2, {option}{', fast_path=False' if generic else ''})": (
+            "keras",
+            _package_layer(
+                "DepthGatedLSTM", num_layers=2, **dict([value]),
+                **({"fast_path": False} if generic else {}),
+            ),
+            lambda b, s, i, u: depth_gated_macs(b, s, i, u, num_layers=2),
+            2,
+            False,
+        )
+        for option, value in (("layer_norm=True", ("layer_norm", True)),
+                              ("zoneout=0.1", ("zoneout", 0.1)))
+        for generic in (False, True)
+    },
     "GridLSTM(fast_path=False)": (
         "keras",
         _package_layer("GridLSTM", num_layers=GRID_DEPTH, fast_path=False),
