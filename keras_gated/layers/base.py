@@ -754,12 +754,6 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
 
     # -- the LSTM options (docs/options.md) -------------------------------
 
-    def normalize(self, place, values):
-        """`LN(values)` with the `place` norm's gamma and beta ("kernel", ...)."""
-        gamma, beta = self.norms[place]
-        normalized, _ = _normalized(values, self.norm_epsilon)
-        return normalized * gamma + beta
-
     def carry(self, update, c_tm1, keep_c):
         """The memory the cell carries, from its own update c̃_t, as a `Memory`.
 
@@ -815,6 +809,22 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         if keep_h is not None:
             output = keep_h * h_tm1 + (1.0 - keep_h) * output
         return output
+
+    def hidden_state_backward(self, d_hidden, keep_h):
+        """`(d m_t, d h̃_t, d h_{t-1})`: the gradient through `hidden_state`.
+
+        `d h̃_t` is the gradient of the output before zoneout (what `dP`
+        reads with a projection); `d h_{t-1}` the part zoneout hands
+        straight back (None without it).
+        """
+        d_h_tm1 = None
+        if keep_h is not None:
+            d_h_tm1 = keep_h * d_hidden
+            d_hidden = (1.0 - keep_h) * d_hidden
+        d_output = d_hidden
+        if self.projection_kernel is not None:
+            d_output = ops.matmul(d_hidden, ops.transpose(self.projection_kernel))
+        return d_output, d_hidden, d_h_tm1
 
     def peep(self, gate, preactivation, memory):
         """Adds the peephole term `p ⊙ c` of `gate`, if that gate peeps."""
@@ -901,13 +911,7 @@ class GatedCell(keras.layers.Layer, DropoutRNNCell):
         """
         d_hidden, *d_rest = d_new_states
         _, keep_h = self.zoneout_keep(projected)
-        d_h_tm1 = None
-        if keep_h is not None:
-            d_h_tm1 = keep_h * d_hidden
-            d_hidden = (1.0 - keep_h) * d_hidden
-        d_output = d_hidden
-        if self.projection_kernel is not None:
-            d_output = ops.matmul(d_hidden, ops.transpose(self.projection_kernel))
+        d_output, d_hidden, d_h_tm1 = self.hidden_state_backward(d_hidden, keep_h)
         d_projected, d_recurrent, d_states, saved, sums, output = self.memory_backward(
             projected, states, [d_output, *d_rest]
         )

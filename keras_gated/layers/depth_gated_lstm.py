@@ -485,10 +485,10 @@ class _DepthGatedLevel:
         if not self.keep_width:
             return extra, (None, None), None
         units = self.layer.units
-        lower, keep_c, keep_h, above = ops.split(
-            extra, [units, 2 * units, units + self.keep_width], axis=-1
-        )
-        return lower, (keep_c, keep_h), above if self.masks_above else None
+        # The top level reads no masks of levels above: no empty piece.
+        bounds = [units, 2 * units, units + self.keep_width][: 3 if self.masks_above else 2]
+        lower, keep_c, keep_h, *above = ops.split(extra, bounds, axis=-1)
+        return lower, (keep_c, keep_h), above[0] if above else None
 
     def preactivations(self, input_product, recurrent_product):
         if not self.normalizes_input:
@@ -508,17 +508,9 @@ class _DepthGatedLevel:
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
         lower, (keep_c, keep_h), above = self._split_extra(extra)
-        d_hidden = add_gradients(d_new_states[0], d_up_hidden)
-        d_h_tm1 = None
-        if keep_h is not None:
-            # h_t = d_h ⊙ h_{t-1} + (1 - d_h) ⊙ h̃_t.
-            d_h_tm1 = keep_h * d_hidden
-            d_hidden = (1.0 - keep_h) * d_hidden
-        # d_m is d_h̃, or d_h̃ P^T with a projection.
-        projection_kernel = self.layer.projection_kernel
-        d_m = d_hidden
-        if projection_kernel is not None:
-            d_m = ops.matmul(d_hidden, ops.transpose(projection_kernel))
+        d_m, d_hidden, d_h_tm1 = self.layer.hidden_state_backward(
+            add_gradients(d_new_states[0], d_up_hidden), keep_h
+        )
         # d_c stays a list of terms, summed with the cell's own in one
         # reduction (see `add_gradients`). The level above hands back the
         # gradient of the memory it read (its masks have none).
@@ -551,7 +543,7 @@ class _DepthGatedLevel:
             )
         # What the layer's `backward_weight_gradients` reads (its own
         # equations keep nothing: `memory_backward_saves` is 0).
-        saved = [] if projection_kernel is None else [m, d_hidden]
+        saved = [] if self.layer.projection_kernel is None else [m, d_hidden]
         return LevelStepGradients(
             d_input, d_recurrent, d_extra, [d_h_tm1, d_c_tm1], sums, saved
         )
