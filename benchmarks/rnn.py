@@ -251,8 +251,18 @@ def build_runner(name, shape, jit_compile):
     batch, steps, inputs, units = shape
     x, y = _seeded_data(shape)
     if kind == "torch":
+        import contextlib
+
+        import keras
         import torch
 
+        # Under a mixed-precision policy torch's own counterpart: autocast,
+        # the products in the half type, the weights in float32.
+        compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
+        precision = (
+            contextlib.nullcontext if compute_dtype == "float32"
+            else lambda: torch.autocast(device, dtype=getattr(torch, compute_dtype))
+        )
         torch.manual_seed(0)
         # cuDNN's LSTM on a GPU, ATen's on the CPU.
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -262,14 +272,15 @@ def build_runner(name, shape, jit_compile):
 
         def train_step():
             optimizer.zero_grad()
-            outputs, _ = lstm(tx)
-            loss = torch.nn.functional.mse_loss(outputs, ty)
+            with precision():
+                outputs, _ = lstm(tx)
+                loss = torch.nn.functional.mse_loss(outputs.float(), ty)
             loss.backward()
             optimizer.step()
             return loss.item()
 
         def inference():
-            with torch.no_grad():
+            with torch.no_grad(), precision():
                 outputs, _ = lstm(tx)
             # Waits for the device, as predict_on_batch's numpy result does.
             return outputs.cpu()
@@ -360,6 +371,7 @@ def measure_memory(name, shape, jit, live=False):
     command = [
         sys.executable, "-m", "benchmarks.rnn", "--_memory-child", name,
         "--shapes", "x".join(map(str, shape)), "--jit", jit,
+        "--policy", keras_policy_name(),
     ]
     env = dict(os.environ)
     if live:
@@ -394,6 +406,13 @@ def _reset_peak():
         return True
     except OSError:
         return False
+
+
+def keras_policy_name():
+    """The name of Keras's global dtype policy (float32 unless `--policy`)."""
+    import keras
+
+    return keras.mixed_precision.dtype_policy().name
 
 
 def _memory_child(name, shape, jit):
@@ -450,6 +469,7 @@ def run(shapes, names, repeats, warmup, jit, memory, log=_log):
     results = {
         "backend": backend,
         "compilation": jit_description,
+        "policy": keras_policy_name(),
         "machine": machine_description(),
         "shapes": [],
     }
@@ -516,6 +536,7 @@ def run(shapes, names, repeats, warmup, jit, memory, log=_log):
 
 
 BACKENDS = ("tensorflow", "jax", "torch")
+POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 def _without_backend(argv):
@@ -668,6 +689,10 @@ def main(argv=None):
                         "live: also once more with TensorFlow's oneDNN memory "
                         "pool off and glibc returning freed tensors, which "
                         "comes close to the peak of live tensors")
+    parser.add_argument("--policy", choices=POLICIES, default="float32",
+                        help="Keras's dtype policy for every Keras layer (default "
+                        "float32); torch.nn.LSTM runs under torch.autocast to the "
+                        "same half type")
     parser.add_argument("--quick", action="store_true",
                         help="tiny shapes and 2 repeats: a smoke test")
     parser.add_argument("--json", metavar="PATH", help="write the figures here")
@@ -680,6 +705,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.memory_child:
+        _set_policy(args.policy)
         _memory_child(args.memory_child, args.shapes[0], args.jit)
         return 0
     if args.backend:
@@ -690,6 +716,7 @@ def main(argv=None):
         return run_backends(backends, _without_backend(argv if argv is not None else sys.argv[1:]),
                             args.json)
 
+    _set_policy(args.policy)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else REFERENCE_SHAPES)
     repeats = args.repeats or (2 if args.quick else 7)
     if args.layers:
@@ -708,6 +735,12 @@ def main(argv=None):
         with open(args.json, "w") as out:
             json.dump(results, out, indent=1)
     return 0
+
+
+def _set_policy(name):
+    import keras
+
+    keras.mixed_precision.set_global_policy(name)
 
 
 def _layer_names(text):

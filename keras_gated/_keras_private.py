@@ -24,16 +24,22 @@ public Keras only.
   `mask`.
 * Keras's TensorFlow trainer, patched for multi-worker `fit`
   (`use_local_batch_to_build`, its docstring has why).
+* `AutocastScope`, what a layer's call under a mixed-precision policy
+  enters so that reading a float variable gives it in the compute dtype:
+  the fast loops' backward passes run after the call has returned (when
+  the gradient is asked for), and enter it again (`autocast`).
 """
 
 import keras
 from keras.src.backend import get_keras_mask
 from keras.src.backend import rnn
 from keras.src.backend import set_keras_mask
+from keras.src.backend.common.variables import AutocastScope
 from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell
 
 __all__ = [
     "DropoutRNNCell",
+    "autocast",
     "call_takes_mask",
     "call_takes_training",
     "functional_graph",
@@ -48,6 +54,12 @@ __all__ = [
 SEQUENTIAL_NAMES = ("_functional",)
 FUNCTIONAL_NAMES = ("_run_through_graph", "_standardize_inputs", "_nodes_by_depth")
 LAYER_NAMES = ("_call_has_training_arg", "_call_has_mask_arg")
+
+
+def autocast(dtype):
+    """A context in which reading a float variable gives it cast to `dtype`,
+    as inside a layer's call under a mixed-precision policy."""
+    return AutocastScope(dtype)
 
 
 def functional_graph(model):

@@ -87,7 +87,19 @@ def loss_weights(outputs):
 
 
 def numpy(tensors):
-    return [np.asarray(ops.convert_to_numpy(t)) for t in keras.tree.flatten(tensors)]
+    # float32 for comparisons: a mixed-precision layer's outputs are half types.
+    return [
+        np.asarray(ops.convert_to_numpy(ops.cast(t, "float32")))
+        for t in keras.tree.flatten(tensors)
+    ]
+
+
+def relative_difference(expected, actual):
+    """The largest difference of the arrays, each relative to its largest value (at least 1)."""
+    return max(
+        float(np.abs(a - b).max()) / max(1.0, float(np.abs(a).max())) if a.size else 0.0
+        for a, b in zip(expected, actual)
+    )
 
 
 def assert_close(expected, actual, what, atol=ATOL):
@@ -110,7 +122,10 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
         with tf.GradientTape() as tape:
             tape.watch(x)
             outputs = layer(x, mask=mask, training=training, initial_state=initial_state)
-            loss = sum(tf.reduce_sum(o * w) for o, w in zip(outputs, loss_weights(outputs)))
+            loss = sum(
+                tf.reduce_sum(tf.cast(o, "float32") * w)
+                for o, w in zip(outputs, loss_weights(outputs))
+            )
         sources = [x] + weights
         grads = tape.gradient(loss, sources)
         # A source the loss does not reach (no gradient) counts as zeros.
@@ -122,7 +137,7 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
         xt = torch.tensor(x, requires_grad=True)
         outputs = layer(xt, mask=None if mask is None else torch.tensor(mask),
                         training=training, initial_state=initial_state)
-        loss = sum((o * torch.tensor(w)).sum() for o, w in zip(outputs, loss_weights(outputs)))
+        loss = sum((o.float() * torch.tensor(w)).sum() for o, w in zip(outputs, loss_weights(outputs)))
         sources = [xt] + [w.value for w in weights]
         # A weight the step never reads (a 1-level Grid's depth kernel, say)
         # has a zero gradient, as TensorFlow and JAX report it.
@@ -138,9 +153,16 @@ def values_and_gradients(layer, x, mask, training=True, initial_state=None):
     others = [v.value for v in layer.non_trainable_variables]
 
     def loss_fn(x, trainable):
-        outputs, _ = layer.stateless_call(trainable, others, x, mask=mask, training=training,
-                                          initial_state=initial_state)
-        loss = sum((o * w).sum() for o, w in zip(outputs, loss_weights(outputs)))
+        if layer.compute_dtype != layer.variable_dtype:
+            # `stateless_call` runs `call`, without the autocast of `__call__`
+            # that a mixed-precision policy needs.
+            mapping = list(zip(weights, trainable)) + list(zip(layer.non_trainable_variables, others))
+            with keras.StatelessScope(state_mapping=mapping):
+                outputs = layer(x, mask=mask, training=training, initial_state=initial_state)
+        else:
+            outputs, _ = layer.stateless_call(trainable, others, x, mask=mask, training=training,
+                                              initial_state=initial_state)
+        loss = sum((o.astype("float32") * w).sum() for o, w in zip(outputs, loss_weights(outputs)))
         return loss, outputs
 
     (_, outputs), (gx, gw) = jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(
@@ -165,6 +187,101 @@ def fast_path_checks(cases, compare):
             (f"{case_id} recurrent dropout", compare, (layer_class, kwargs),
              {"recurrent_dropout": 0.3, "dropout": 0.2, "seed": 2}),
             (f"{case_id} inference", compare, (layer_class, kwargs), {"training": False}),
+        ]
+    return checks
+
+
+# Under a mixed-precision policy, the largest difference between the fast
+# and the generic loop allowed, relative to the largest value (as
+# `assert_close`): the two round to the half type (bfloat16: 8 bits,
+# float16: 11) at different places, and a 2-level layer-normalised stack
+# differs by up to 0.09 (bfloat16) and 0.008 (float16). Against float32 the
+# fast loop must be as close as the generic one (within 25%), or within
+# this. (A clip on c_t that values sit near flips with the rounding: the
+# cases clip wide.)
+MIXED_PRECISION_ATOL = {"mixed_bfloat16": 0.15, "mixed_float16": 0.015}
+
+# One case per kind of step the loops run: a one-layer cell of each class,
+# the options, a stack with all of them, the Grid.
+MIXED_PRECISION_CASES = [
+    ("lstm", kg.LSTM, {}),
+    ("peephole", kg.PeepholeLSTM, {}),
+    ("coupled", kg.CoupledLSTM, {}),
+    ("untied", kg.UntiedLSTM, {}),
+    ("depth-gated-1", kg.DepthGatedLSTM, {}),
+    ("lstm-layer-norm-projection-wide-clip", kg.LSTM,
+     {"layer_norm": True, "projection_units": 3, "cell_clip": 5.0}),
+    ("peephole-zoneout", kg.PeepholeLSTM, {"zoneout": (0.3, 0.2)}),
+    ("depth-gated-2-all-options", kg.DepthGatedLSTM,
+     {"num_layers": 2, "layer_norm": True, "zoneout": (0.3, 0.2), "projection_units": 3,
+      "cell_clip": 5.0}),
+    ("depth-gated-2-layer-norm-projection", kg.DepthGatedLSTM,
+     {"num_layers": 2, "layer_norm": True, "projection_units": 3}),
+    ("grid-2", kg.GridLSTM, {"depth": 2}),
+]
+
+
+def check_mixed_precision(layer_class, kwargs, policy):
+    """The fast loop under `policy`: it runs, computes in the half type with
+    float32 weights, and gives the float32 values and gradients within
+    `MIXED_PRECISION_ATOL`, as the generic loop does, and the generic
+    loop's within it too. Zoneout's masks are drawn in the compute dtype,
+    so with zoneout only the two loops under the policy are compared."""
+    batch, steps = 3, 5
+    x = data(batch, steps)
+    mask = np.array([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], bool)
+    results, paths = {}, {}
+    try:
+        for name, layer_policy, path in (
+            ("float32", "float32", "generic"),
+            ("fast", policy, "fast"),
+            ("generic", policy, "generic"),
+        ):
+            keras.mixed_precision.set_global_policy(layer_policy)
+            layer = make_layer(layer_class, kwargs, path, seed=4)
+            layer.build((batch, steps, x.shape[-1]))
+            set_weights(layer)
+            keras.utils.set_random_seed(3)
+            results[name] = values_and_gradients(layer, x, mask, training=True)
+            paths[name] = layer.last_call_path
+            if name == "fast":
+                half = keras.backend.standardize_dtype(layer.compute_dtype)
+                assert half == policy.split("_")[1], (half, policy)
+                assert all(w.dtype == "float32" for w in layer.weights)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert paths["fast"] == "fast" and paths["generic"] == "generic", paths
+    atol = MIXED_PRECISION_ATOL[policy]
+    for part, what in ((0, "values"), (1, "gradients")):
+        assert_close(
+            results["generic"][part], results["fast"][part],
+            f"{policy} fast against generic: {what}", atol=atol,
+        )
+        if kwargs.get("zoneout"):
+            continue
+        fast_error = relative_difference(results["float32"][part], results["fast"][part])
+        generic_error = relative_difference(results["float32"][part], results["generic"][part])
+        assert fast_error <= max(atol, 1.25 * generic_error), (
+            f"{policy} {what}: the fast loop is {fast_error:.3g} from float32, "
+            f"the generic loop {generic_error:.3g}"
+        )
+
+
+def mixed_precision_checks(case_ids=None):
+    """`(name, function, args, options)` checks of `check_mixed_precision` for
+    the backend scripts: the cases `case_ids` (all if None) under
+    mixed_bfloat16, a one-layer cell and a stack under mixed_float16 too
+    (TensorFlow's tests run every case under both)."""
+    checks = []
+    for case_id, layer_class, kwargs in MIXED_PRECISION_CASES:
+        if case_ids is not None and case_id not in case_ids:
+            continue
+        policies = ["mixed_bfloat16"]
+        if case_id in ("peephole", "depth-gated-2-all-options"):
+            policies.append("mixed_float16")
+        checks += [
+            (f"{case_id} {policy}", check_mixed_precision, (layer_class, kwargs, policy), {})
+            for policy in policies
         ]
     return checks
 

@@ -4,8 +4,9 @@ Prints `OK <check>` or `FAIL <check>` with the traceback; exits 1 on a failure.
 Masking and `go_backwards` at the edges are in `edge_script.py`; here: initial
 states, recurrent dropout, inference, activations without a written
 derivative, stateful calls, `model.fit` under `jax.jit`, the stacks'
-loop (the same `fused_rnn`, over their levels), and the reasons a stack with the LSTM options, a
-prioritised Grid and `unroll=True` give for the generic loop.
+loop (the same `fused_rnn`, over their levels), mixed-precision policies
+(`edge_cases.mixed_precision_checks`), and the reasons a stack with an activation
+without a written derivative, a prioritised Grid and `unroll=True` give for the generic loop.
 """
 
 import sys
@@ -20,6 +21,7 @@ from edge_cases import assert_close
 from edge_cases import data
 from edge_cases import fast_path_checks
 from edge_cases import make_layer
+from edge_cases import mixed_precision_checks
 from edge_cases import set_weights
 from edge_cases import values_and_gradients
 from gated_cases import RNN_CASES
@@ -151,6 +153,11 @@ def inference_under_jit():
 def main():
     print("BACKEND", keras.backend.backend(), flush=True)
     checks = fast_path_checks(ONE_LAYER + STACKS, compare)
+    # Each case compiles three scans: one per kind of step, within the suite's time.
+    checks += mixed_precision_checks(
+        ("peephole", "untied", "lstm-layer-norm-projection-wide-clip",
+         "depth-gated-2-all-options", "grid-2")
+    )
     checks.append(("depth-gated-2 stateful", stateful, (kg.DepthGatedLSTM, {"num_layers": 2}), {}))
     checks.append(("grid-2 fit", fit, (kg.GridLSTM, {"num_layers": 2}), {}))
     # One class each, within the suite's time: the untied cell (a weight

@@ -17,6 +17,8 @@ import pytest
 import tensorflow as tf
 
 import keras_gated as kg
+from edge_cases import MIXED_PRECISION_CASES
+from edge_cases import check_mixed_precision
 from gated_cases import RNN_CASES
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -138,18 +140,24 @@ def test_every_fast_level_satisfies_the_level_contract_one_layer_cells_included(
     assert not isinstance(object(), FusedLevel)
 
 
-def test_mixed_precision_falls_back_under_auto_and_raises_under_true():
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    x = np.zeros((2, 3, 5), "float32")
-    layer = kg.PeepholeLSTM(4)
-    layer(x)
-    assert layer.last_call_path == "generic"
-    assert "mixed-precision" in layer.fast_path_unavailable_reason()
-    with pytest.raises(ValueError) as error:
-        kg.PeepholeLSTM(4, fast_path=True)(x)
-    message = str(error.value)
-    assert "fast_path=True" in message and "mixed-precision" in message
-    assert "fast_path='auto'" in message
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+@pytest.mark.parametrize(
+    "layer_class, kwargs",
+    [case[1:] for case in MIXED_PRECISION_CASES],
+    ids=[case[0] for case in MIXED_PRECISION_CASES],
+)
+def test_mixed_precision_runs_the_fast_path(layer_class, kwargs, policy):
+    # Half-type math with float32 weights, as close to float32 as the
+    # generic loop (JAX and PyTorch: jax_fast_script.py, torch_fast_script.py).
+    check_mixed_precision(layer_class, kwargs, policy)
+
+
+def test_under_mixed_precision_fast_path_true_raises_no_error():
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    layer = kg.PeepholeLSTM(4, fast_path=True)
+    assert layer.fast_path_unavailable_reason() is None
+    output = layer(np.zeros((2, 3, 5), "float32"))
+    assert output.dtype == "bfloat16" and layer.last_call_path == "fast"
 
 
 def test_a_cell_without_a_fast_form_raises_under_true():

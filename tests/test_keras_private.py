@@ -69,6 +69,14 @@ def test_the_backend_loop_and_the_mask_functions_keep_their_signatures():
     assert _keras_private.get_keras_mask(tensor) is not None
 
 
+def test_the_autocast_scope_casts_float_variables_as_a_layer_call_does():
+    # The fast loops' backward passes under a mixed-precision policy rely on it.
+    variable = keras.Variable(keras.ops.ones((2,)), dtype="float32")
+    with _keras_private.autocast("bfloat16"):
+        assert keras.backend.standardize_dtype(variable.value.dtype) == "bfloat16"
+    assert keras.backend.standardize_dtype(variable.value.dtype) == "float32"
+
+
 def test_no_other_module_of_the_package_imports_private_keras():
     package = pathlib.Path(_keras_private.__file__).parent
     offenders = []

@@ -6,8 +6,9 @@ every one-layer case: a mask, initial states with `go_backwards`, recurrent
 dropout with input dropout, and an inference call (still differentiated);
 then stateful calls, inference under `torch.no_grad()` (the loop without the
 autograd Function), `stateless_call`, `model.fit`, the traced steps, the stacks on the same
-loop (the same `fused_rnn`, over their levels), and the reasons a stack with the LSTM options, a
-prioritised Grid and `unroll=True` give for the generic loop.
+loop (the same `fused_rnn`, over their levels), mixed-precision policies
+(`edge_cases.mixed_precision_checks`), and the reasons a stack with an activation
+without a written derivative, a prioritised Grid and `unroll=True` give for the generic loop.
 """
 
 import gc
@@ -24,6 +25,7 @@ from edge_cases import assert_close
 from edge_cases import data
 from edge_cases import fast_path_checks
 from edge_cases import make_layer
+from edge_cases import mixed_precision_checks
 from edge_cases import set_weights
 from edge_cases import values_and_gradients
 from gated_cases import RNN_CASES
@@ -253,6 +255,7 @@ def fallbacks():
 def main():
     print("BACKEND", keras.backend.backend(), flush=True)
     checks = fast_path_checks(ONE_LAYER + STACKS, compare)
+    checks += mixed_precision_checks()
     checks.append(("depth-gated-2 stateful", stateful, (kg.DepthGatedLSTM, {"num_layers": 2}), {}))
     checks.append(("grid-2 fit", fit, (kg.GridLSTM, {"num_layers": 2}), {}))
     for zero_output_for_mask in (False, True):

@@ -51,8 +51,7 @@ def unavailable_reason(layer):
     """Why `layer` cannot run a fast path in this process, or None if it can.
 
     The reasons are the documented ones (`docs/benchmarks.md`, "Which path
-    runs"): the backend has no fast loop, `fused=False`, a mixed-precision
-    policy (the weights are cast step by step, as Keras does), or a cell
+    runs"): the backend has no fast loop, `fused=False`, or a cell
     without a fast form (a prioritised Grid, a stack whose activations have
     no written derivative).
     """
@@ -65,11 +64,6 @@ def unavailable_reason(layer):
             f"{', '.join(FAST_BACKENDS)})"
         )
     cell = layer.cell
-    if cell.compute_dtype != cell.variable_dtype:
-        return (
-            f"the mixed-precision policy computes in {cell.compute_dtype} with "
-            f"{cell.variable_dtype} weights; the fast loop needs one dtype"
-        )
     if _kind(cell) is None:
         return (
             f"{cell.__class__.__name__} with these options has no fast form "

@@ -21,9 +21,17 @@ Stacks (`has_fast_levels`) describe their levels with `fast_levels()`
 instead, each a `FusedLevel`. On every backend one loop runs every fast
 layer as a stack of levels (`levels_of`): a one-layer cell is the one-level
 stack `CellLevel(cell)`.
+
+Under a mixed-precision policy the loops compute in the cell's
+`compute_dtype` with weights of its `variable_dtype`: the weights enter the
+loop cast, as the layer's call reads them, and the backward passes, which
+run after the call has returned, read them under `weights_as_in_call`.
 """
 
+import contextlib
 import typing
+
+from keras_gated._keras_private import autocast
 
 
 @typing.runtime_checkable
@@ -31,6 +39,8 @@ class FusedCell(typing.Protocol):
     """The attributes and methods of a cell that a fused loop uses."""
 
     recurrent_kernel: typing.Any  # U, (H, len(recurrent_gates) * H)
+    compute_dtype: str  # the dtype of the step's math (Keras's dtype policy)
+    variable_dtype: str  # the dtype of the weights
     kernel_gates: str  # gate blocks of W x + b, in order
     recurrent_gates: str  # the blocks that also have a part U h
     recurrent_dropout: float
@@ -224,6 +234,15 @@ class AutomaticCellLevel(CellLevel):
 
     def backward(self, z, extra, states, d_new_states, d_up_hidden, d_up_extra):
         raise NotImplementedError
+
+
+def weights_as_in_call(cell):
+    """The context of a loop's backward pass: reading `cell`'s weights there
+    gives them in its compute dtype, as inside the layer's call (a
+    mixed-precision policy), or as they are."""
+    if cell.compute_dtype == cell.variable_dtype:
+        return contextlib.nullcontext()
+    return autocast(cell.compute_dtype)
 
 
 def levels_of(cell, state_count, automatic_level):

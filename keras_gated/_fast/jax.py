@@ -52,6 +52,7 @@ import keras
 from keras_gated._fast.contract import AutomaticCellLevel
 from keras_gated._fast.contract import levels_of
 from keras_gated._fast.contract import LevelStepGradients
+from keras_gated._fast.contract import weights_as_in_call
 
 # Steps per iteration of the scans' loops (`lax.scan(unroll=...)`). On
 # XLA:CPU four steps per iteration ran an inference scan of the peephole
@@ -155,7 +156,8 @@ def _run(cell, levels, inputs, initial_state, mask, training, go_backwards,
     ]
     bound = [w for level in levels for w in level.summed_weights()]
     bound += [w for level in levels for w in level.product_weights()]
-    loop = _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask)
+    loop = _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask,
+                 lambda: weights_as_in_call(cell))
     outputs, final_states = loop(
         sequence,
         projection_weights,
@@ -178,7 +180,7 @@ def _time_major_mask(mask):
     return jnp.swapaxes(mask.astype(bool), 0, 1)[..., None]
 
 
-def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
+def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask, backward_scope):
     """The custom-VJP loop `(sequence, projection weights, states, level
     weights, bound values) -> (outputs, final states)` over `levels`
     (`FusedLevel`s, bottom first).
@@ -192,7 +194,8 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
 
     `bound` are the weights the levels read inside the step (their
     `summed_weights`, then their `product_weights`), whose values are the
-    loop's last argument.
+    loop's last argument. `backward_scope()` is the context the backward
+    pass reads the cell's weights in (`weights_as_in_call`).
     """
     num_levels = len(levels)
     extra_columns = levels[0].extra_columns
@@ -267,6 +270,11 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
         return outputs, final_states, (z, reads, states_in)
 
     def backward(residuals, cotangents):
+        # JAX traces this after the layer's call has returned.
+        with backward_scope():
+            return backward_pass(residuals, cotangents)
+
+    def backward_pass(residuals, cotangents):
         (z, reads, states_in), sequence, projection_weights, level_weights, values = residuals
         d_outputs, d_final_states = cotangents
         transposed = [[w.T for w in weights[:2]] for weights in level_weights]
@@ -308,7 +316,7 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
                 d_prev = [jnp.where(mask_t, d, passed) for d, passed in zip(d_prev, d_carry)]
                 if not zero_output_for_mask:
                     d_prev[0] = d_prev[0] + jnp.where(mask_t, 0.0, d_output)
-            totals = [a + b for a, b in zip(totals, sums_all)]
+            totals = [a + b.astype(a.dtype) for a, b in zip(totals, sums_all)]
             d_projected = d_z_levels[0]
             if extra_columns:
                 d_projected = jnp.concatenate([d_projected, d_bottom_extra], axis=-1)
@@ -317,12 +325,16 @@ def _loop(levels, bound, step_mask, recurrent_masks, zero_output_for_mask):
         with bound_to(values):
             initial = (
                 [jnp.zeros_like(s[0]) if d is None else d for d, s in zip(d_final_states, states_in)],
-                [jnp.zeros_like(w) for w in values[:summed_count]],
+                # At least float32 under a mixed-precision policy: one
+                # rounding per step, not two.
+                [jnp.zeros(w.shape, jnp.promote_types(w.dtype, jnp.float32))
+                 for w in values[:summed_count]],
             )
             (d_initial_states, d_summed), (d_projected, d_z, d_r, saved) = jax.lax.scan(
                 backward_step, initial, (z, reads, states_in, d_outputs, step_mask),
                 reverse=True, unroll=TRAINING_UNROLL,
             )
+            d_summed = [d.astype(w.dtype) for d, w in zip(d_summed, values)]
             d_level_weights, d_products = [], []
             for k, (level, weights) in enumerate(zip(levels, level_weights)):
                 d_z_rows = d_z[k].reshape(-1, d_z[k].shape[-1])

@@ -48,6 +48,7 @@ import tensorflow as tf
 from keras_gated._fast.contract import AutomaticCellLevel
 from keras_gated._fast.contract import LevelStepGradients
 from keras_gated._fast.contract import levels_of
+from keras_gated._fast.contract import weights_as_in_call
 from keras_gated._fast.tensorflow_tape import watched
 from keras_gated.backward import add_gradients
 
@@ -361,7 +362,13 @@ def fused_rnn(
             )
 
         def grad(d_outputs, *d_final_states, variables=None):
-            variables = list(variables or [])
+            with weights_as_in_call(cell):
+                d_tensors, weight_gradients = backward_pass(d_outputs, d_final_states)
+            return d_tensors, _match_variables(list(variables or []), weight_gradients)
+
+        def backward_pass(d_outputs, d_final_states):
+            """The gradients of the loop's tensors, and `(weight, gradient)`
+            pairs for the weights the steps read from the cell."""
             d_outputs = _zeros_if_none(d_outputs, outputs)
             d_states = [
                 _zeros_if_none(d, s) for d, s in zip(d_final_states, final_states)
@@ -423,7 +430,7 @@ def fused_rnn(
                     [_zeros_if_none(d, s) for d, s in zip(d_prev_states, states_t)],
                     d_carry,
                 )
-                totals = [a + b for a, b in zip(totals, sums_all)]
+                totals = [a + tf.cast(b, a.dtype) for a, b in zip(totals, sums_all)]
                 written = [v for kept in kept_levels for v in kept]
                 written += [d_bottom_extra] if extra_columns else []
                 return z_handles, written, d_prev_states, d_prev, totals
@@ -515,7 +522,9 @@ def fused_rnn(
                 [store.handle() for store in z_stores],
                 d_states,
                 tf.zeros_like(zero_output),
-                [tf.zeros_like(w) for w in summed_weights],
+                # At least float32, as an optimizer keeps its sums, under a
+                # mixed-precision policy too: one rounding per step, not two.
+                [tf.zeros(w.shape, _accumulation_dtype(dtype)) for w in summed_weights],
                 products,
                 [[tf.zeros_like(w) for w in ws] for ws in product_weights],
                 tf.TensorArray(dtype, size=num_chunks, infer_shape=False),
@@ -525,14 +534,13 @@ def fused_rnn(
                     num_chunks, backward_chunk, initial_carry,
                     reverse=True, unroll=unroll, parallel_iterations=1,
                 )
-            d_variables = _match_variables(
-                variables,
+            weight_gradients = (
                 list(zip(summed_weights, totals))
                 + [
                     pair
                     for ws, gs in zip(product_weights, product_grads)
                     for pair in zip(ws, gs)
-                ],
+                ]
             )
             d_loop_inputs, d_bottom_recurrent = projection_in.gradients(
                 products[0], d_inputs_ta, per_level[0][0].shape[0],
@@ -553,7 +561,7 @@ def fused_rnn(
                     )
                     d_weights += [levels[k].recurrent_columns(d_recurrent), d_input_kernel]
                 d_weights += [d_bias] if d_bias is not None else []
-            return d_loop_inputs + d_weights + list(d_carry), d_variables
+            return d_loop_inputs + d_weights + list(d_carry), weight_gradients
 
         return [outputs] + list(final_states), grad
 
@@ -885,8 +893,15 @@ def _match_variables(variables, gradients):
                 "`summed_weights` or `product_weights` must list every weight "
                 "the step uses besides `recurrent_kernel`."
             )
-        ordered.append(tf.convert_to_tensor(by_variable[variable.ref()]))
+        # Under a mixed-precision policy the steps' gradients come in the
+        # compute dtype; the variable takes its own.
+        ordered.append(tf.cast(by_variable[variable.ref()], variable.dtype))
     return ordered
+
+
+def _accumulation_dtype(dtype):
+    """The dtype the backward loop sums the steps' weight gradients in: float32 for a half type."""
+    return tf.float32 if dtype.size < 4 else dtype
 
 
 def _zeros_if_none(gradient, like):

@@ -69,6 +69,7 @@ from keras.ops import convert_to_tensor
 from keras_gated._fast.contract import AutomaticCellLevel
 from keras_gated._fast.contract import levels_of
 from keras_gated._fast.contract import LevelStepGradients
+from keras_gated._fast.contract import weights_as_in_call
 
 
 def fused_rnn(
@@ -216,9 +217,11 @@ class _FusedLoop(torch.autograd.Function):
         # through it raises rather than silently coming out as zero.
         saved = list(ctx.saved_tensors)
         weights, values = saved[: ctx.weight_count], saved[ctx.weight_count :]
-        d_projected, d_states, d_weights, d_values = ctx.loop.backward(
-            ctx.kept, weights, values, d_outputs, list(d_final_states)
-        )
+        # Autograd runs this after the layer's call has returned.
+        with weights_as_in_call(ctx.loop.cell):
+            d_projected, d_states, d_weights, d_values = ctx.loop.backward(
+                ctx.kept, weights, values, d_outputs, list(d_final_states)
+            )
         return (None, None, None, d_projected, *d_states, *d_weights, *d_values)
 
 
@@ -351,7 +354,12 @@ class _Loop:
         # The gradient of the previous masked output, handed back through
         # masked steps (Keras's torch loop repeats that output there).
         d_output_carry = None
-        summed_totals = [torch.zeros_like(w) for w in values[: sum(self.summed_counts)]]
+        # At least float32 under a mixed-precision policy: one rounding per
+        # step, not two.
+        summed_totals = [
+            torch.zeros_like(w, dtype=torch.promote_types(w.dtype, torch.float32))
+            for w in values[: sum(self.summed_counts)]
+        ]
         d_projected = None
         d_z = [None] * len(levels)
         d_r = [None] * len(levels)
@@ -415,6 +423,7 @@ class _Loop:
                     ]
         if not extra_columns:
             d_projected = d_z[0]
+        summed_totals = [t.to(w.dtype) for t, w in zip(summed_totals, values)]
         return d_projected, d_carry, d_weights, [*summed_totals, *d_products]
 
     def _backward_step(self, z_t, reads_t, states_t, d_output, d_carry, d_output_carry, mask_t,
