@@ -223,8 +223,26 @@ def test_select_strategy_and_mixed_precision():
     assert strategy is tf.distribute.get_strategy()
     with pytest.raises(ValueError, match="auto, default, mirrored, multi-worker, tpu"):
         select_strategy("gpu")
+    # No GPU here: on TensorFlow, bfloat16 (faster than float32 on a CPU, float16 slower).
+    assert set_mixed_precision(True) == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert set_mixed_precision(False) == "float32"
+
+
+def test_mixed_precision_is_float16_where_a_gpu_computes(monkeypatch):
+    from keras_gated.tuning import hardware
+
+    monkeypatch.setattr(hardware, "gpu_computes", lambda: True)
     assert set_mixed_precision(True) == "mixed_float16"
-    assert keras.mixed_precision.global_policy().name == "mixed_float16"
+    assert set_mixed_precision(False) == "float32"
+
+
+def test_mixed_precision_on_a_jax_cpu_is_float16(monkeypatch):
+    from keras_gated.tuning import hardware
+
+    monkeypatch.setattr(hardware.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(hardware, "gpu_computes", lambda: False)
+    assert set_mixed_precision(True) == "mixed_float16"
     assert set_mixed_precision(False) == "float32"
 
 

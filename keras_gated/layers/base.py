@@ -1145,8 +1145,8 @@ class GatedRNN(keras.layers.RNN):
     `fast_path` chooses, as `use_cudnn` does for `keras.layers.LSTM`:
     `"auto"` (default) takes the fast path where it applies and otherwise
     falls back to the generic loop above, for the documented reasons
-    (another backend, `fused=False`, a mixed-precision policy, a cell
-    without a fast form; `docs/benchmarks.md`); `True` raises a
+    (another backend, `fused=False`, a cell without a fast form,
+    `unroll=True` on JAX and PyTorch; `docs/benchmarks.md`); `True` raises a
     `ValueError` naming the reason when it cannot apply; `False` always
     runs the generic loop. `last_call_path` says which loop the last call
     ran: `"fast"`, `"generic"` or `"cell"` (`fused=False`), and

@@ -123,7 +123,8 @@ def add_common_arguments(parser, task, command):
     hardware.add_argument(
         "--mixed-precision",
         action="store_true",
-        help="Compute in float16 (bfloat16 on TPU) with float32 weights.",
+        help="Compute in float16 on a GPU, bfloat16 on TPU, on a CPU bfloat16 "
+        "(float16 on JAX), with float32 weights.",
     )
     if command == "tune":
         search = parser.add_argument_group("search")

@@ -20,8 +20,15 @@
   batches (`auto_shard_dataset=False`).
 * PyTorch backend: None (single device).
 
-`set_mixed_precision(True)` sets the "mixed_bfloat16" policy on TPU and
-"mixed_float16" elsewhere.
+`set_mixed_precision(True)` sets the "mixed_float16" policy where a GPU
+computes, "mixed_bfloat16" on TPU, and on a CPU the half type that CPU math
+of the backend runs fastest, measured on the 2-core AVX-512 machine of
+docs/benchmarks.md ("Mixed precision"): "mixed_bfloat16" on TensorFlow
+(oneDNN) and PyTorch, where it is faster than float32 and float16 slower (a
+`keras.layers.LSTM` train step at (32, 100, 128, 256) on TensorFlow: 72-96 ms,
+float32 112-145 ms, float16 182-186 ms), "mixed_float16" on JAX, whose
+XLA:CPU runs bfloat16 1.5-2.0x slower than float32 and float16 at about
+float32's speed.
 """
 
 import os
@@ -126,16 +133,40 @@ def on_tpu(strategy):
 def set_mixed_precision(enabled, strategy=None):
     """Sets the global dtype policy: mixed precision or float32.
 
-    Models built afterwards compute in float16 (bfloat16 on TPU) with
-    float32 weights; keep the last layer's output in float32
+    Models built afterwards compute in float16 on a GPU, in bfloat16 on TPU,
+    on a CPU in the half type the backend runs fastest there (see the
+    module's docstring), with float32 weights; keep the last layer's output in float32
     (`dtype="float32"`), as the task models do.
     """
     if not enabled:
         keras.mixed_precision.set_global_policy("float32")
         return "float32"
-    policy = "mixed_bfloat16" if on_tpu(strategy) else "mixed_float16"
+    if on_tpu(strategy):
+        policy = "mixed_bfloat16"
+    elif gpu_computes() or keras.backend.backend() == "jax":
+        policy = "mixed_float16"
+    else:
+        policy = "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(policy)
     return policy
+
+
+def gpu_computes():
+    """Whether the active Keras backend computes on a GPU."""
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return bool(tf.config.list_logical_devices("GPU"))
+    if name == "jax":
+        import jax
+
+        return jax.default_backend() == "gpu"
+    if name == "torch":
+        import torch
+
+        return torch.cuda.is_available()
+    return False
 
 
 def _say(verbose, text):
