@@ -7,7 +7,8 @@
 #
 # `run` writes $OUT/gpu.json and $OUT/gpu.md (OUT defaults to benchmarks/results).
 # SHAPES, LAYERS, REPEATS and BUDGET_S override the defaults (the CPU test of
-# this script uses tiny ones).
+# this script uses tiny ones); POLICY=mixed_float16 times every layer under
+# that Keras policy and torch.nn.LSTM under torch.autocast (default float32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=.device/wheels
@@ -35,6 +36,7 @@ run)
   # Leaves a minute of the device's 10-minute call for the transfer back.
   timeout "${BUDGET_S:-540}" python -m benchmarks.rnn --backend jax,torch \
     --shapes "$SHAPES" --layers "$LAYERS" --repeats "${REPEATS:-5}" --memory none \
+    --policy "${POLICY:-float32}" \
     --json "$OUT/gpu.json" | tee "$OUT/gpu.md"
   ;;
 *)

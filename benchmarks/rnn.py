@@ -256,16 +256,22 @@ def build_runner(name, shape, jit_compile):
         import keras
         import torch
 
-        # Under a mixed-precision policy torch's own counterpart: autocast,
-        # the products in the half type, the weights in float32.
-        compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
-        precision = (
-            contextlib.nullcontext if compute_dtype == "float32"
-            else lambda: torch.autocast(device, dtype=getattr(torch, compute_dtype))
-        )
         torch.manual_seed(0)
         # cuDNN's LSTM on a GPU, ATen's on the CPU.
         device = "cuda" if torch.cuda.is_available() else "cpu"
+        # Under a mixed-precision policy torch's own counterpart: autocast,
+        # the products in the half type, the weights in float32. oneDNN has
+        # no float16 LSTM: on the CPU that row stays in float32.
+        compute_dtype = keras.mixed_precision.dtype_policy().compute_dtype
+        autocast = compute_dtype != "float32" and (device == "cuda" or compute_dtype == "bfloat16")
+        precision = (
+            (lambda: torch.autocast(device, dtype=getattr(torch, compute_dtype)))
+            if autocast else contextlib.nullcontext
+        )
+        described = f"torch.nn.LSTM on {device}" + (
+            f" under torch.autocast({compute_dtype})" if autocast
+            else " in float32" if compute_dtype != "float32" else ""
+        )
         lstm = torch.nn.LSTM(inputs, units, batch_first=True).to(device)
         optimizer = torch.optim.SGD(lstm.parameters(), lr=1e-3)
         tx, ty = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
@@ -285,7 +291,7 @@ def build_runner(name, shape, jit_compile):
             # Waits for the device, as predict_on_batch's numpy result does.
             return outputs.cpu()
 
-        return train_step, inference, lambda: f"torch.nn.LSTM on {device}"
+        return train_step, inference, lambda: described
 
     import keras
 
@@ -442,6 +448,7 @@ def _memory_child(name, shape, jit):
                       "training_mb": train_peak - baseline,
                       "inference_mb": inference_mb,
                       "peak_reset_after_imports": reset,
+                      "policy": keras_policy_name(),
                       "environment": {key: os.environ.get(key)
                                       for key in LIVE_MEMORY_ENVIRONMENT}}))
 

@@ -495,6 +495,28 @@ def test_benchmark_quick_run_writes_every_backends_figures(tmp_path):
     assert "| PeepholeLSTM | fast |" in result.stdout
 
 
+def test_benchmark_policy_times_the_fast_path_in_the_half_type(tmp_path):
+    """`--policy mixed_bfloat16`: the JSON names it, the layers run their fast
+    loop under it, torch.nn.LSTM under torch.autocast."""
+    path = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.rnn", "--quick", "--repeats", "1", "--warmup", "1",
+         "--layers", "PeepholeLSTM,keras.LSTM,torch.LSTM", "--policy", "mixed_bfloat16",
+         "--memory", "subprocess", "--json", str(path)],
+        capture_output=True, text=True, cwd=REPO_ROOT,
+        env=_subprocess_env(KERAS_BACKEND="tensorflow"), timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(path.read_text())
+    assert figures["policy"] == "mixed_bfloat16"
+    rows = {row["name"]: row for row in figures["shapes"][0]["rows"]}
+    assert rows["PeepholeLSTM"]["path"] == "fast"
+    assert rows["torch.LSTM"]["path"] == "torch.nn.LSTM on cpu under torch.autocast(bfloat16)"
+    # The memory subprocesses run under the same policy.
+    assert all(row["memory"]["policy"] == "mixed_bfloat16" for row in rows.values())
+    assert all(row["memory"]["training_mb"] > 0 for row in rows.values())
+
+
 def test_benchmark_measures_peak_memory_in_a_fresh_process(monkeypatch):
     monkeypatch.syspath_prepend(REPO_ROOT)
     from benchmarks import rnn
