@@ -182,6 +182,54 @@ def smoke_highway():
             assert all(not np.array_equal(a, b) for a, b in zip(before, layer.get_weights()))
 
 
+def smoke_tasks():
+    """What the task pipelines choose per backend: compiled train and decoding steps,
+    no widened first batch."""
+    from keras_gated import decoding
+    from keras_gated.seq2seq import END_ID
+    from keras_gated.seq2seq import START_ID
+    from keras_gated.seq2seq import Seq2Seq
+    from keras_gated.tasks import batches as kb
+    from keras_gated.tasks.common.compiled import compiled_inference
+    from keras_gated.tuning.hypermodel import graph_without_xla
+
+    @check("Tasks: train steps compiled where the backend compiles")
+    def _():
+        expected = {"jax": "auto", "torch": "auto"}[keras.backend.backend()]
+        assert graph_without_xla() == expected, graph_without_xla()
+
+    @check("Tasks: the compiled decoding step reads the current weights")
+    def _():
+        model = Seq2Seq(11, 13, cell="coupled", units=6, embedding_dim=4)
+        model.build()
+        source = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], dtype="int32")
+        step = compiled_inference(model, Seq2Seq.step_fn)
+        assert compiled_inference(model, Seq2Seq.step_fn) is step
+        for _round in range(2):
+            encoded = compiled_inference(model, Seq2Seq.encode)(source)
+            eager = model.encode(source)
+            close(encoded["memory"], eager["memory"])
+            compiled_tokens, _ = decoding.greedy_search(step, encoded, 2, START_ID, END_ID, 6)
+            eager_tokens, _ = decoding.greedy_search(model.step_fn, eager, 2, START_ID, END_ID, 6)
+            np.testing.assert_array_equal(compiled_tokens, eager_tokens)
+            log_probs, _ = step(np.full((2,), START_ID, "int32"), encoded)
+            eager_log_probs, _ = model.step_fn(np.full((2,), START_ID, "int32"), eager)
+            close(log_probs, eager_log_probs)
+            # New weights: a step that had kept the first call's values fails here.
+            model.set_weights([w + 0.3 * np.sign(w + 1e-3) for w in model.get_weights()])
+
+    @check("Tasks: the first bucketed batch is not widened")
+    def _():
+        assert not kb.widens_first_batch()
+        tokens = np.zeros((40, 30), dtype="int32")
+        lengths = np.arange(40) % 20 + 1
+        for row, length in enumerate(lengths):
+            tokens[row, :length] = 1
+        batches = kb.BucketedArrayBatches((tokens,), (True,), batch_size=8, seed=0, window=2)
+        first = batches[0][0]
+        assert first.shape[1] == kb.padded_length(lengths[batches.rows(0)].max(), 30), first.shape
+
+
 def main():
     keras.utils.set_random_seed(0)
     print("BACKEND", keras.backend.backend(), flush=True)
@@ -189,6 +237,7 @@ def main():
     for param in RNN_CASES:
         smoke_rnn(param.id, *param.values, train=param.id in trained)
     smoke_highway()
+    smoke_tasks()
     sys.exit(1 if FAILED else 0)
 
 

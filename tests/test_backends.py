@@ -5,7 +5,9 @@ backend at import): build, forward, layer vs `keras.layers.RNN(cell)` and
 fused vs unfused with the same weights (masked too) for every case; for
 one configuration per class also go_backwards, unroll, stateful,
 Bidirectional, dropout, a fit step (plain, with dropout, stateful),
-get_config and `.keras` round trips; Highway with both carry gates.
+get_config and `.keras` round trips; Highway with both carry gates; and the
+task pipelines' backend choices (compiled train steps, compiled decoding steps
+that read the current weights, no widened first batch).
 """
 
 
@@ -30,3 +32,4 @@ def test_every_block_on_backend(backend):
         checks = 7 if param.id in trained else 2
         assert result.stdout.count(f"OK {param.id} ") == checks, (param.id, result.stdout)
     assert result.stdout.count("OK Highway") == 2, result.stdout
+    assert result.stdout.count("OK Tasks: ") == 3, result.stdout

@@ -26,6 +26,21 @@ LSTM_OPTION_HPARAMS = ("layer_norm", "projection", "zoneout")
 #: Names of the optimisation hyperparameters (`GatedHyperModel.compile`).
 OPTIMIZER_HPARAMS = ("learning_rate", "optimizer", "clipnorm")
 
+
+
+def graph_without_xla():
+    """`jit_compile` for models whose XLA compile costs more than it saves.
+
+    On TensorFlow `False` runs the train step as a plain `tf.function`
+    graph: XLA compiles a seq2seq or captioning decoder loop for longer
+    than it then runs on CPU. JAX has no graph without XLA (`False` there
+    runs every operation eagerly, about 60x slower a step on the
+    translation sample), and Keras's "auto" is already no compilation on
+    PyTorch, so every other backend keeps "auto".
+    """
+    return False if keras.backend.backend() == "tensorflow" else "auto"
+
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,

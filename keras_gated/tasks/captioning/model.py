@@ -33,7 +33,9 @@ from keras_gated.tasks.captioning.data import START
 from keras_gated.tasks.captioning.data import Vocabulary
 from keras_gated.cells import make_cell
 from keras_gated.losses import sparse_crossentropy
+from keras_gated.tasks.common.compiled import compiled_inference
 from keras_gated.tuning import GatedHyperModel
+from keras_gated.tuning.hypermodel import graph_without_xla
 
 SMALL_CNN = "small_cnn"
 
@@ -451,6 +453,21 @@ class ImageCaptioner(keras.Model):
 
         return encode_images(self.encoder, images, batch_size)
 
+    def decode_step(self, prev_tokens, state):
+        """One greedy or beam-search step: `(log-probabilities, new state)`.
+
+        `state` holds the decoder's states and the image features (and
+        their attention projection) of every row; `generate` makes it.
+        """
+        logits, new_states, _ = self.decoder.step(
+            ops.cast(prev_tokens, "int32"),
+            state["decoder"],
+            state["features"],
+            state["projected"],
+        )
+        log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
+        return log_probs, {**state, "decoder": new_states}
+
     def generate(
         self,
         images=None,
@@ -483,18 +500,8 @@ class ImageCaptioner(keras.Model):
                 "projected": self.decoder.project_features(chunk),
             }
 
-            def step_fn(prev_tokens, state):
-                logits, new_states, _ = self.decoder.step(
-                    ops.cast(prev_tokens, "int32"),
-                    state["decoder"],
-                    state["features"],
-                    state["projected"],
-                )
-                log_probs = ops.log_softmax(ops.cast(logits, "float32"), axis=-1)
-                return log_probs, {**state, "decoder": new_states}
-
             arguments = dict(
-                step_fn=step_fn,
+                step_fn=compiled_inference(self, type(self).decode_step),
                 initial_state=state,
                 batch_size=count,
                 start_id=START,
@@ -606,5 +613,4 @@ class CaptionHyperModel(GatedHyperModel):
         )
         if self.data.encoder_weights is not None:
             model.encoder.set_weights(self.data.encoder_weights)
-        # XLA compiles the decoder loop slower than small models run it.
-        return self.compile(model, hp, caption_loss(), jit_compile=False)
+        return self.compile(model, hp, caption_loss(), jit_compile=graph_without_xla())

@@ -43,6 +43,7 @@ from keras_gated.tasks.batches import EpochSeeding
 from keras_gated.tasks.batches import cut_or_pad
 from keras_gated.tasks.batches import padded_length
 from keras_gated.tasks.batches import sequence_lengths
+from keras_gated.tasks.batches import widens_first_batch
 from keras_gated.tasks.batches import widest_first
 from keras_gated.tasks.captioning import evaluation
 from keras_gated.tasks.captioning.data import IMAGE_EXTENSIONS
@@ -59,6 +60,7 @@ from keras_gated.tasks.captioning.model import ImageEncoder
 from keras_gated.tasks.captioning.model import caption_loss
 from keras_gated.tasks.common import DataError
 from keras_gated.tasks.common.progress import keras_verbosity
+from keras_gated.tuning.hypermodel import graph_without_xla
 
 
 DECODE_CHOICES = ("greedy", "beam")
@@ -137,7 +139,7 @@ class CaptionBatches(EpochBatches):
         `<start> .. <end>`. The first batch of an epoch is wider than any
         (see `widest_first`)."""
         steps = self.tokens.shape[1] - 1
-        if self.batch_order.window and first:
+        if self.batch_order.window and first and widens_first_batch():
             return widest_first(self.lengths - 1, steps)
         if self.batch_order.window and len(rows):
             return padded_length(self.lengths[rows].max() - 1, steps)
@@ -175,14 +177,12 @@ def build_model(config, vocabulary):
 
 
 def compile_model(model, learning_rate=2e-3, clipnorm=5.0, optimizer=None,
-                  jit_compile=False):
+                  jit_compile=None):
     model.compile(
         optimizer=optimizer
         or keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clipnorm),
         loss=caption_loss(),
-        # XLA compiles the unrolled decoder loop far slower than it runs it
-        # on small captioning models; plain graphs start in seconds.
-        jit_compile=jit_compile,
+        jit_compile=graph_without_xla() if jit_compile is None else jit_compile,
     )
     return model
 

@@ -1,8 +1,6 @@
 """The translation model: the hypermodel over `keras_gated.seq2seq.Seq2Seq`, the
 `Translator` of a trained model, and BLEU/chrF scoring (sacrebleu)."""
 
-import weakref
-
 import keras
 
 from keras_gated.seq2seq import END_ID
@@ -11,9 +9,11 @@ from keras_gated.seq2seq import UNK_ID
 from keras_gated.seq2seq import Seq2Seq
 from keras_gated.tasks.common import corpus_bleu
 from keras_gated.tasks.common import corpus_chrf
+from keras_gated.tasks.common.compiled import compiled_inference
 from keras_gated.tasks.translation.data import TextSide
 from keras_gated.tasks.translation.data import pad
 from keras_gated.tuning import GatedHyperModel
+from keras_gated.tuning.hypermodel import graph_without_xla
 
 BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
 
@@ -23,7 +23,6 @@ BLEU_TOKENIZERS = {"word": "13a", "char": "char"}
 TRANSLATION_LEARNING_RATE = 3e-3
 TRANSLATION_WARMUP_STEPS = 0
 TRANSLATION_LABEL_SMOOTHING = 0.1
-_COMPILED_STEPS = weakref.WeakKeyDictionary()
 
 
 class Translator:
@@ -64,22 +63,12 @@ class Translator:
         self.model.save(path)
 
     def step_fn(self):
-        """The model's `step_fn`, compiled with `tf.function` on TensorFlow.
+        """The model's `step_fn`, compiled for the backend (`compiled_inference`).
 
         One compiled function per model, shared by every `Translator` of it
         (the validation-BLEU callback makes one per epoch).
         """
-        import keras
-
-        if keras.backend.backend() != "tensorflow":
-            return self.model.step_fn
-        if self.model not in _COMPILED_STEPS:
-            import tensorflow as tf
-
-            _COMPILED_STEPS[self.model] = tf.function(
-                self.model.step_fn, reduce_retracing=True
-            )
-        return _COMPILED_STEPS[self.model]
+        return compiled_inference(self.model, type(self.model).step_fn)
 
     def translate_ids(self, sources, beam_width=1, length_penalty=0.6, max_length=None,
                       batch_size=64):
@@ -94,7 +83,7 @@ class Translator:
             rows = order[start:start + batch_size]
             # An empty source becomes one unknown token: attention needs a position.
             batch = pad([sources[i] or [UNK_ID] for i in rows])
-            encoded = self.model.encode(batch)
+            encoded = compiled_inference(self.model, type(self.model).encode)(batch)
             if beam_width == 1:
                 tokens, _ = decoding.greedy_search(
                     self.step_fn(), encoded, len(rows), START_ID, END_ID, max_length
@@ -235,10 +224,8 @@ class TranslationHyperModel(GatedHyperModel):
             metadata=self.metadata,
         )
         model.build()
-        # XLA compiles the decoder loop slowly and runs it no faster on
-        # CPU; jit_compile stays off.
         loss = Seq2Seq.loss_function(self.space.get(hp, "label_smoothing"))
-        return self.compile(model, hp, loss, jit_compile=False)
+        return self.compile(model, hp, loss, jit_compile=graph_without_xla())
 
     def fit(self, hp, model, *args, callbacks=None, **kwargs):
         callbacks = list(callbacks or [])
