@@ -417,3 +417,22 @@ def test_the_compiled_decoding_step_reads_the_current_weights():
             step(start, encoded)[0], model.step_fn(start, eager)[0], rtol=1e-5, atol=1e-5
         )
         model.set_weights([w + 0.3 * np.sign(w + 1e-3) for w in model.get_weights()])
+
+
+@pytest.mark.parametrize("overrides, layer_class", [
+    ((), "CoupledLSTM"),
+    (("cell=lstm",), "keras.layers.LSTM"),
+])
+def test_the_default_cell_is_the_coupled_lstm_and_hp_gives_keras_lstm_back(overrides, layer_class):
+    import keras_tuner
+
+    import keras_gated as kg
+    from keras_gated.tasks.translation import model as translation_model
+
+    model = tr.TranslationHyperModel(12, 14, {}, overrides=overrides).build(
+        keras_tuner.HyperParameters()
+    )
+    expected = keras.layers.LSTM if layer_class == "keras.layers.LSTM" else kg.CoupledLSTM
+    assert translation_model.TRANSLATION_CELL == "coupled"
+    for layer in model.encoder_layers + model.decoder_layers:
+        assert type(layer) is expected, layer
