@@ -215,6 +215,8 @@ def smoke_tasks():
             log_probs, _ = step(np.full((2,), START_ID, "int32"), encoded)
             eager_log_probs, _ = model.step_fn(np.full((2,), START_ID, "int32"), eager)
             close(log_probs, eager_log_probs)
+            # PyTorch: decoding records no autograd graph.
+            assert not getattr(log_probs, "requires_grad", False)
             # New weights: a step that had kept the first call's values fails here.
             model.set_weights([w + 0.3 * np.sign(w + 1e-3) for w in model.get_weights()])
 
