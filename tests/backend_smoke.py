@@ -185,13 +185,9 @@ def smoke_highway():
 def smoke_tasks():
     """What the task pipelines choose per backend: compiled train and decoding steps,
     no widened first batch."""
-    from keras_gated import decoding
-    from keras_gated.seq2seq import END_ID
-    from keras_gated.seq2seq import START_ID
-    from keras_gated.seq2seq import Seq2Seq
     from keras_gated.tasks import batches as kb
-    from keras_gated.tasks.common.compiled import compiled_inference
     from keras_gated.tuning.hypermodel import graph_without_xla
+    from task_checks import check_compiled_decoding_reads_the_current_weights
 
     @check("Tasks: train steps compiled where the backend compiles")
     def _():
@@ -200,25 +196,7 @@ def smoke_tasks():
 
     @check("Tasks: the compiled decoding step reads the current weights")
     def _():
-        model = Seq2Seq(11, 13, cell="coupled", units=6, embedding_dim=4)
-        model.build()
-        source = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], dtype="int32")
-        step = compiled_inference(model, Seq2Seq.step_fn)
-        assert compiled_inference(model, Seq2Seq.step_fn) is step
-        for _round in range(2):
-            encoded = compiled_inference(model, Seq2Seq.encode)(source)
-            eager = model.encode(source)
-            close(encoded["memory"], eager["memory"])
-            compiled_tokens, _ = decoding.greedy_search(step, encoded, 2, START_ID, END_ID, 6)
-            eager_tokens, _ = decoding.greedy_search(model.step_fn, eager, 2, START_ID, END_ID, 6)
-            np.testing.assert_array_equal(compiled_tokens, eager_tokens)
-            log_probs, _ = step(np.full((2,), START_ID, "int32"), encoded)
-            eager_log_probs, _ = model.step_fn(np.full((2,), START_ID, "int32"), eager)
-            close(log_probs, eager_log_probs)
-            # PyTorch: decoding records no autograd graph.
-            assert not getattr(log_probs, "requires_grad", False)
-            # New weights: a step that had kept the first call's values fails here.
-            model.set_weights([w + 0.3 * np.sign(w + 1e-3) for w in model.get_weights()])
+        check_compiled_decoding_reads_the_current_weights()
 
     @check("Tasks: the first bucketed batch is not widened")
     def _():

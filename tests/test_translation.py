@@ -401,22 +401,9 @@ def test_bleu_callback_writes_val_bleu_into_the_logs(trained):
 
 
 def test_the_compiled_decoding_step_reads_the_current_weights():
-    from keras_gated.tasks.common.compiled import compiled_inference
+    from task_checks import check_compiled_decoding_reads_the_current_weights
 
-    model = Seq2Seq(11, 13, cell="coupled", units=6, embedding_dim=4)
-    model.build()
-    source = np.array([[3, 4, 5, 0], [6, 7, 0, 0]], dtype="int32")
-    step = compiled_inference(model, Seq2Seq.step_fn)
-    assert compiled_inference(model, Seq2Seq.step_fn) is step
-    for _round in range(2):
-        encoded = compiled_inference(model, Seq2Seq.encode)(source)
-        eager = model.encode(source)
-        np.testing.assert_allclose(encoded["memory"], eager["memory"], rtol=1e-5, atol=1e-5)
-        start = np.full((2,), START_ID, "int32")
-        np.testing.assert_allclose(
-            step(start, encoded)[0], model.step_fn(start, eager)[0], rtol=1e-5, atol=1e-5
-        )
-        model.set_weights([w + 0.3 * np.sign(w + 1e-3) for w in model.get_weights()])
+    check_compiled_decoding_reads_the_current_weights()
 
 
 @pytest.mark.parametrize("overrides, layer_class", [
